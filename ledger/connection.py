@@ -1,0 +1,47 @@
+"""Connecting to NATS, with driver errors translated into `LedgerUnavailable`."""
+
+from __future__ import annotations
+
+import nats
+from nats.aio.client import Client
+
+from ledger.errors import LedgerUnavailable
+
+__all__ = ["connect"]
+
+
+async def _quiet(_: Exception) -> None:
+    """nats-py logs every reconnect attempt; Quorum reports failures itself."""
+
+
+async def connect(url: str, *, name: str = "quorum", reconnect: bool = False) -> Client:
+    """Connect to NATS at `url` and check that JetStream answers.
+
+    CLI commands connect with `reconnect=False` so that an unreachable server fails
+    fast with a clear message; feed workers pass `reconnect=True` and ride out a
+    NATS restart.
+    """
+    try:
+        nc = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=3,
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            reconnect_time_wait=0.5,
+            error_cb=_quiet,
+        )
+    except Exception as exc:
+        raise LedgerUnavailable(
+            f"cannot reach NATS at {url}: {exc or type(exc).__name__}. Start the server, fix "
+            f"NATS_URL, or unset NATS_URL to let Quorum run its embedded server"
+        ) from None
+    try:
+        await nc.jetstream().account_info()
+    except Exception as exc:
+        await nc.close()
+        raise LedgerUnavailable(
+            f"NATS at {url} answered but JetStream did not ({exc or type(exc).__name__}); "
+            f"start nats-server with -js"
+        ) from None
+    return nc

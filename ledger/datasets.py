@@ -1,0 +1,61 @@
+"""Dataset configuration: what every worker must agree on, kept in NATS.
+
+The recipe writes a `DatasetConfigured` event to the ledger (history) and the current
+configuration to the `quorum-config` KV bucket (fast lookup by any worker). No worker
+holds it as the source of truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from ledger.errors import UnknownDataset
+
+__all__ = ["DatasetInfo", "get_dataset", "list_datasets", "save_dataset"]
+
+
+class DatasetInfo(msgspec.Struct, kw_only=True):
+    """The current configuration of one dataset."""
+
+    dataset: str
+    recipe: str
+    view_id: str
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    total: int = 0
+    ack_wait: float = 600.0
+
+
+def _key(dataset: str) -> str:
+    return f"dataset.{dataset}"
+
+
+async def save_dataset(kv: KeyValue, info: DatasetInfo) -> None:
+    """Store `info` as the dataset's current configuration."""
+    await kv.put(_key(info.dataset), msgspec.json.encode(info))
+
+
+async def get_dataset(kv: KeyValue, dataset: str) -> DatasetInfo:
+    """The dataset's configuration, or `UnknownDataset` with the fix."""
+    try:
+        entry = await kv.get(_key(dataset))
+    except KeyNotFoundError:
+        raise UnknownDataset(
+            f"unknown dataset {dataset!r}: start a recipe for it first, e.g. "
+            f"quorum ner.manual {dataset} blank:en data.jsonl --label PERSON"
+        ) from None
+    if entry.value is None:
+        raise UnknownDataset(f"dataset {dataset!r} has no configuration")
+    return msgspec.json.decode(entry.value, type=DatasetInfo)
+
+
+async def list_datasets(kv: KeyValue) -> list[str]:
+    """Names of all configured datasets, sorted."""
+    try:
+        keys = await kv.keys()
+    except Exception:  # nats-py raises NoKeysError on an empty bucket
+        return []
+    return sorted(k.removeprefix("dataset.") for k in keys if k.startswith("dataset."))

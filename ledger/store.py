@@ -1,0 +1,131 @@
+"""Appending to and reading from the ledger (the `EVENTS` stream).
+
+The ledger never rewrites: an append publishes one message per batch, with a
+`Nats-Msg-Id` derived from the batch's event ids so that a retried append is
+dropped by JetStream's dedupe window; readers dedupe on event id beyond it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import xxhash
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from ledger.errors import LedgerError
+from ledger.events import (
+    AnswerRecorded,
+    DatasetConfigured,
+    DatasetDropped,
+    Event,
+    ReviewRecorded,
+    decode_batch,
+    encode_batch,
+)
+from ledger.streams import EVENTS_STREAM, events_subject
+
+__all__ = ["Ledger", "LedgerEntry", "subject_kind"]
+
+_KINDS: dict[type, str] = {
+    AnswerRecorded: "answers",
+    ReviewRecorded: "reviews",
+    DatasetConfigured: "config",
+    DatasetDropped: "dropped",
+}
+
+
+def subject_kind(event: Event) -> str:
+    """The last subject token for an event: `answers`, `reviews`, `config`, `dropped`."""
+    return _KINDS[type(event)]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One ledger message as read back: its stream position and its events."""
+
+    seq: int
+    timestamp_ns: int
+    events: list[Event]
+
+
+class Ledger:
+    """The EVENTS stream seen as an append-only log of `Event` batches."""
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+
+    async def append(self, events: Sequence[Event]) -> int:
+        """Append `events` (all of one dataset and kind) as one message; return its seq.
+
+        Returns only after JetStream acknowledged the write (and, with
+        `sync_interval: always`, fsynced it).
+        """
+        if not events:
+            raise ValueError("append needs at least one event")
+        first = events[0]
+        kind = subject_kind(first)
+        if any(e.dataset != first.dataset or subject_kind(e) != kind for e in events):
+            raise ValueError("one ledger message holds events of one dataset and kind")
+        msg_id = "b-" + xxhash.xxh3_128_hexdigest(",".join(e.event_id for e in events).encode())
+        try:
+            ack = await self._js.publish(
+                events_subject(first.dataset, kind),
+                encode_batch(events),
+                stream=EVENTS_STREAM,
+                headers={"Nats-Msg-Id": msg_id},
+                timeout=10,
+            )
+        except Exception as exc:
+            raise LedgerError(f"the ledger did not acknowledge the append: {exc!r}") from exc
+        return int(ack.seq)
+
+    async def read(
+        self,
+        dataset: str | None = None,
+        *,
+        start_seq: int = 1,
+        to_seq: int | None = None,
+        batch: int = 2000,
+    ) -> AsyncIterator[LedgerEntry]:
+        """Yield ledger messages in stream order, as they stand when reading starts."""
+        subject = events_subject(dataset or "*", ">") if dataset else "quorum.events.>"
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(start_seq, 1),
+            inactive_threshold=60.0,
+            mem_storage=True,
+        )
+        try:
+            psub = await self._js.pull_subscribe(subject, stream=EVENTS_STREAM, config=config)
+            info = await psub.consumer_info()
+        except NotFoundError:
+            return
+        try:
+            remaining = info.num_pending or 0
+            while remaining > 0:
+                try:
+                    msgs = await psub.fetch(min(batch, remaining), timeout=5)
+                except NatsTimeoutError:
+                    raise LedgerError(
+                        "reading the ledger stalled: NATS stopped delivering events"
+                    ) from None
+                for msg in msgs:
+                    meta = msg.metadata
+                    seq = meta.sequence.stream
+                    if to_seq is not None and seq > to_seq:
+                        return
+                    stamp = int(meta.timestamp.timestamp() * 1_000_000_000)
+                    yield LedgerEntry(seq, stamp, decode_batch(msg.data))
+                    remaining = meta.num_pending
+        finally:
+            try:
+                await psub.unsubscribe()
+                await self._js.delete_consumer(EVENTS_STREAM, info.name)
+            except Exception:
+                pass  # the consumer expires by itself (inactive_threshold)

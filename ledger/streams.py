@@ -1,0 +1,97 @@
+"""JetStream streams and buckets Quorum relies on, created idempotently.
+
+- `EVENTS` — the ledger, `quorum.events.<dataset>.<kind>`; file storage, never
+  expires. The source of truth.
+- `TASKS` — the work queue, `quorum.tasks.<dataset>.<task_hash_hex>`; at most one
+  message per subject with *discard new per subject*, so re-loading a source file is
+  a no-op however long after the first load.
+- `quorum-config` (KV) — per-dataset configuration and the shared token secret, so no
+  worker keeps either in memory as the source of truth.
+"""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+__all__ = [
+    "CONFIG_BUCKET",
+    "EVENTS_STREAM",
+    "TASKS_STREAM",
+    "ensure_streams",
+    "events_subject",
+    "tasks_subject",
+]
+
+EVENTS_STREAM = "EVENTS"
+TASKS_STREAM = "TASKS"
+CONFIG_BUCKET = "quorum-config"
+# Ledger messages carry whole batches of annotated examples.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+def events_subject(dataset: str, kind: str = "*") -> str:
+    """`quorum.events.<dataset>.<kind>`; pass `dataset="*"` to match every dataset."""
+    return f"quorum.events.{dataset}.{kind}"
+
+
+def tasks_subject(dataset: str, task_hash_hex: str = ">") -> str:
+    """`quorum.tasks.<dataset>.<task_hash_hex>`."""
+    return f"quorum.tasks.{dataset}.{task_hash_hex}"
+
+
+def _events_config() -> StreamConfig:
+    return StreamConfig(
+        name=EVENTS_STREAM,
+        description="Quorum ledger: every answer, review, configuration and drop",
+        subjects=["quorum.events.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        duplicate_window=120.0,
+        allow_direct=True,
+    )
+
+
+def _tasks_config() -> StreamConfig:
+    return StreamConfig(
+        name=TASKS_STREAM,
+        description="Quorum work queue: one message per task hash per dataset",
+        subjects=["quorum.tasks.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        discard_new_per_subject=True,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        duplicate_window=120.0,
+        allow_direct=True,
+    )
+
+
+async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # Exists with another configuration (an older Quorum): bring it up to date.
+        await js.update_stream(config)
+
+
+async def ensure_streams(js: JetStreamContext) -> KeyValue:
+    """Create (or update) EVENTS, TASKS and the config bucket; safe to call often."""
+    await _ensure(js, _events_config())
+    await _ensure(js, _tasks_config())
+    try:
+        return await js.key_value(CONFIG_BUCKET)
+    except (NotFoundError, BadRequestError):
+        return await js.create_key_value(
+            KeyValueConfig(bucket=CONFIG_BUCKET, history=5, storage=StorageType.FILE)
+        )

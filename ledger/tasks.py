@@ -1,0 +1,106 @@
+"""Loading tasks into the `TASKS` work queue.
+
+One message per (dataset, task hash): the stream keeps at most one message per
+subject and discards new ones, so loading the same source again is a no-op.
+Routing tasks to sessions is the feed's business (`feed/routing.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import APIError
+
+from ledger.errors import LedgerError
+from ledger.hashing import hash_hex
+from ledger.streams import TASKS_STREAM, tasks_subject
+
+__all__ = ["LoadSummary", "count_tasks", "load_tasks"]
+
+# JetStream's answer when a subject already holds its one message.
+_PER_SUBJECT_LIMIT = 10077
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class LoadSummary:
+    """What a load did: `read` tasks, `queued` new, `duplicates` already there."""
+
+    read: int = 0
+    queued: int = 0
+    duplicates: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.read:,} read, {self.queued:,} queued, {self.duplicates:,} duplicates"
+
+
+async def load_tasks(
+    nc: Client,
+    dataset: str,
+    tasks: Iterable[dict[str, Any]],
+    *,
+    window: int = 256,
+    on_progress: Callable[[int], None] | None = None,
+) -> LoadSummary:
+    """Publish `tasks` (already hashed) to TASKS, `window` publishes in flight at once."""
+    js = nc.jetstream()
+    summary = LoadSummary()
+
+    async def publish(task: dict[str, Any]) -> None:
+        key = f"{dataset}:{task['_task_hash']}"
+        try:
+            ack = await js.publish(
+                tasks_subject(dataset, hash_hex(int(task["_task_hash"]))),
+                _encoder.encode(task),
+                stream=TASKS_STREAM,
+                headers={"Nats-Msg-Id": key},
+                timeout=10,
+            )
+        except APIError as exc:
+            if exc.err_code == _PER_SUBJECT_LIMIT:
+                summary.duplicates += 1
+                return
+            raise LedgerError(f"JetStream refused a task: {exc.description}") from exc
+        if ack.duplicate:
+            summary.duplicates += 1
+        else:
+            summary.queued += 1
+
+    pending: set[asyncio.Task[None]] = set()
+    for task in tasks:
+        summary.read += 1
+        pending.add(asyncio.ensure_future(publish(task)))
+        if len(pending) >= window:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                finished.result()
+                if on_progress:
+                    on_progress(1)
+    if pending:
+        for finished in asyncio.as_completed(pending):
+            await finished
+            if on_progress:
+                on_progress(1)
+    return summary
+
+
+async def count_tasks(nc: Client, dataset: str) -> int:
+    """How many distinct tasks the dataset has in TASKS (one message per task)."""
+    js = nc.jetstream()
+    psub = await js.pull_subscribe(
+        tasks_subject(dataset),
+        stream=TASKS_STREAM,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=10.0, mem_storage=True),
+    )
+    try:
+        info = await psub.consumer_info()
+        return int(info.num_pending or 0)
+    finally:
+        await psub.unsubscribe()
+        await js.delete_consumer(TASKS_STREAM, info.name)

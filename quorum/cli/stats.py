@@ -1,0 +1,64 @@
+"""`quorum stats`: datasets, sessions and answer counts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.connection import connect
+from ledger.datasets import get_dataset, list_datasets
+from ledger.streams import ensure_streams
+from projections.datasets import DatasetStats, dataset_stats
+from quorum.cli.options import DataDir
+from quorum.natsd import nats_server
+from quorum.settings import load_settings
+
+__all__ = ["collect_stats", "register", "stats"]
+
+
+async def collect_stats(url: str, dataset: str | None = None) -> list[DatasetStats]:
+    """Stats for `dataset`, or for every dataset."""
+    nc = await connect(url)
+    try:
+        kv = await ensure_streams(nc.jetstream())
+        if dataset:
+            await get_dataset(kv, dataset)
+        names = [dataset] if dataset else await list_datasets(kv)
+        return [await dataset_stats(nc, name) for name in names]
+    finally:
+        await nc.close()
+
+
+def stats(
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show datasets, their sessions and answer counts.
+
+    Example: quorum stats   or   quorum stats news
+    """
+    settings = load_settings(data_dir=data_dir)
+    with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
+        results = asyncio.run(collect_stats(url, dataset))
+    console = Console()
+    if not results:
+        console.print("No datasets yet. Start one with a recipe, e.g. quorum ner.manual …")
+        return
+    table = Table(title="Quorum datasets")
+    for column in ("dataset", "recipe", "answers", "accept", "reject", "ignore", "sessions"):
+        table.add_column(column, justify="right" if column in ("answers", "accept", "reject", "ignore") else "left")
+    for item in results:
+        sessions = ", ".join(f"{name} ({count})" for name, count in sorted(item.sessions.items()))
+        table.add_row(
+            item.dataset, item.recipe, f"{item.total:,}", f"{item.answers['accept']:,}",
+            f"{item.answers['reject']:,}", f"{item.answers['ignore']:,}", sessions or "-",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats")(stats)

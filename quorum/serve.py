@@ -1,0 +1,210 @@
+"""Running a recipe: load its stream into NATS, then serve the feed with Granian.
+
+The order matters for "bad input loses nothing": the source is validated in full
+(by the recipe) before a single task is queued, and the HTTP port is checked before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from feed.routing import ensure_consumer
+from ledger.connection import connect
+from ledger.datasets import DatasetInfo, get_dataset, save_dataset
+from ledger.errors import QuorumError
+from ledger.events import DatasetConfigured, config_event_id, now_ms
+from ledger.store import Ledger
+from ledger.streams import ensure_streams
+from ledger.tasks import LoadSummary, count_tasks, load_tasks
+from quorum.natsd import nats_server
+from quorum.settings import Settings
+from recipes.registry import Components
+
+__all__ = ["check_port", "load_components", "run_feed", "serve_components"]
+
+console = Console(stderr=True)
+
+
+def bind_address(host: str) -> str:
+    """Granian binds IP addresses only; resolve a host name such as `localhost`."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return host
+    except OSError:
+        pass
+    try:
+        return str(socket.getaddrinfo(host, None, socket.AF_INET)[0][4][0])
+    except socket.gaierror:
+        raise QuorumError(f"cannot resolve host {host!r}; pass --host with an IP address or name") from None
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise a clear error if the feed's port is taken."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((bind_address(host), port))
+        except OSError as exc:
+            raise QuorumError(
+                f"port {port} on {host} is in use ({exc.strerror}); stop the other server or "
+                f"pass --port {port + 1}"
+            ) from None
+
+
+async def load_components(url: str, components: Components, settings: Settings) -> LoadSummary:
+    """Configure the dataset and queue the recipe's stream, with a progress bar."""
+    nc = await connect(url)
+    try:
+        kv = await ensure_streams(nc.jetstream())
+        config = dict(components.config)
+        await Ledger(nc).append([
+            DatasetConfigured(
+                event_id=config_event_id(components.dataset, components.recipe, components.view_id, config),
+                dataset=components.dataset,
+                recipe=components.recipe,
+                view_id=components.view_id,
+                config=config,
+                recorded_at=now_ms(),
+            )
+        ])
+        with Progress(
+            TextColumn("[bold]Queueing tasks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            job = bar.add_task("queue", total=components.total)
+            summary = await load_tasks(
+                nc, components.dataset, components.stream, on_progress=lambda n: bar.advance(job, n)
+            )
+        total = await count_tasks(nc, components.dataset)
+        await save_dataset(
+            kv,
+            DatasetInfo(
+                dataset=components.dataset,
+                recipe=components.recipe,
+                view_id=components.view_id,
+                config=config,
+                total=total,
+                ack_wait=settings.ack_wait,
+            ),
+        )
+        await ensure_consumer(
+            nc, components.dataset, ack_wait=settings.ack_wait, max_ack_pending=settings.max_ack_pending
+        )
+        return summary
+    finally:
+        await nc.close()
+
+
+async def _check_dataset(url: str, dataset: str, settings: Settings) -> DatasetInfo:
+    nc = await connect(url)
+    try:
+        kv = await ensure_streams(nc.jetstream())
+        info = await get_dataset(kv, dataset)
+        await ensure_consumer(nc, dataset, ack_wait=settings.ack_wait, max_ack_pending=settings.max_ack_pending)
+        return info
+    finally:
+        await nc.close()
+
+
+@dataclass
+class FeedProcess:
+    """The Granian process serving the feed."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> FeedProcess:
+    """Start Granian with `settings.workers` workers and wait until it answers /ready."""
+    env = {**os.environ, **settings.to_env(), "QUORUM_NATS_URL": nats_url}
+    command = [
+        sys.executable, "-m", "granian",
+        "--interface", "asgi",
+        "--factory", "feed.app:create_app",
+        "--host", bind_address(settings.host),
+        "--port", str(settings.port),
+        "--workers", str(settings.workers),
+        "--no-ws",
+        "--log-level", "warning",
+    ]
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    url = f"http://{settings.host}:{settings.port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise QuorumError(f"the feed workers exited at start (code {process.returncode})")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
+                if response.status == 200:
+                    return FeedProcess(process, url)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise QuorumError(f"the feed workers did not become ready within {timeout:.0f}s")
+
+
+def run_feed(settings: Settings, nats_url: str, banner: str) -> None:
+    """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly."""
+    feed = start_feed(settings, nats_url)
+    console.print(banner.format(url=feed.url))
+    stop = False
+
+    def _terminate(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        while not stop and feed.process.poll() is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        console.print("Stopping Quorum…")
+        feed.stop()
+
+
+def serve_components(
+    components: Components | None, settings: Settings, dataset: str,
+    on_loaded: Callable[[LoadSummary], None] | None = None,
+) -> None:
+    """Start (or find) NATS, load `components` if given, and serve `dataset`."""
+    check_port(settings.host, settings.port)
+    settings = settings.with_overrides(dataset=dataset)
+    with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
+        if components is not None:
+            summary = asyncio.run(load_components(url, components, settings))
+            if on_loaded:
+                on_loaded(summary)
+        else:
+            asyncio.run(_check_dataset(url, dataset, settings))
+        where = "embedded NATS, data in " + str(settings.data_dir) if not settings.nats_url else f"NATS at {url}"
+        run_feed(settings, url, f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME")

@@ -1,0 +1,140 @@
+"""One typed settings object per process, loaded from `QUORUM_*` environment variables.
+
+`SETTINGS` is the single declarative table: each entry names its environment variable,
+type, default and help. CLI options mirror these, `docs/settings.md` documents them,
+and `tests/test_docs.py` fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import QuorumError
+
+__all__ = ["SETTINGS", "InvalidSetting", "Setting", "Settings", "load_settings"]
+
+
+class InvalidSetting(QuorumError):
+    """An environment variable or option has a value Quorum cannot use."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    env: str
+    type: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "QUORUM_DATA_DIR", Path, Path(".quorum"),
+            "Directory for the embedded NATS store, its run file and the token secret."),
+    Setting("nats_url", "QUORUM_NATS_URL", str, None,
+            "NATS server to use (also read from NATS_URL). Unset: run the embedded server."),
+    Setting("nats_port", "QUORUM_NATS_PORT", int, 0,
+            "Port for the embedded NATS server; 0 picks a free one."),
+    Setting("host", "QUORUM_HOST", str, "localhost",
+            "Interface the feed workers listen on."),
+    Setting("port", "QUORUM_PORT", int, 8080, "Port the feed workers listen on."),
+    Setting("workers", "QUORUM_WORKERS", int, 1,
+            "Number of Granian worker processes serving the feed."),
+    Setting("dataset", "QUORUM_DATASET", str, None,
+            "Dataset the feed workers serve (set by the recipe that starts them)."),
+    Setting("batch_size", "QUORUM_BATCH_SIZE", int, 10,
+            "Tasks handed out per /get_session_questions request."),
+    Setting("ack_wait", "QUORUM_ACK_WAIT", float, 600.0,
+            "Seconds a handed-out task may stay unanswered before it goes to someone else."),
+    Setting("token_ttl", "QUORUM_TOKEN_TTL", float, 86400.0,
+            "Seconds a task token stays valid; an answer with an older token gets 403."),
+    Setting("max_ack_pending", "QUORUM_MAX_ACK_PENDING", int, 20000,
+            "Most tasks of one dataset handed out and not yet answered at once."),
+    Setting("max_body_bytes", "QUORUM_MAX_BODY_BYTES", int, 4 * 1024 * 1024,
+            "Largest accepted request body; bigger ones get 413."),
+    Setting("secret", "QUORUM_SECRET", str, None,
+            "HMAC key for task tokens. Unset: a random key kept in the NATS config bucket."),
+    Setting("log_level", "QUORUM_LOG_LEVEL", str, "info",
+            "Log level of the JSON logs: debug, info, warning or error."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of this process."""
+
+    data_dir: Path = Path(".quorum")
+    nats_url: str | None = None
+    nats_port: int = 0
+    host: str = "localhost"
+    port: int = 8080
+    workers: int = 1
+    dataset: str | None = None
+    batch_size: int = 10
+    ack_wait: float = 600.0
+    token_ttl: float = 86400.0
+    max_ack_pending: int = 20000
+    max_body_bytes: int = 4 * 1024 * 1024
+    secret: str | None = None
+    log_level: str = "info"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the non-None `overrides` applied (CLI options win over env)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return _validate(replace(self, **given))
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as `QUORUM_*` variables, to hand to worker processes."""
+        env: dict[str, str] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if value is not None:
+                env[setting.env] = str(value)
+        return env
+
+
+def _convert(setting: Setting, raw: str) -> Any:
+    try:
+        if setting.type is Path:
+            return Path(raw)
+        return setting.type(raw)
+    except ValueError:
+        raise InvalidSetting(
+            f"{setting.env}={raw!r} is not a valid {setting.type.__name__}: {setting.help}"
+        ) from None
+
+
+_POSITIVE = ("workers", "batch_size", "ack_wait", "token_ttl", "max_ack_pending", "max_body_bytes")
+
+
+def _validate(settings: Settings) -> Settings:
+    by_name = {s.name: s for s in SETTINGS}
+    for name in _POSITIVE:
+        if getattr(settings, name) <= 0:
+            raise InvalidSetting(f"{by_name[name].env} must be positive, got {getattr(settings, name)}")
+    for name in ("port", "nats_port"):
+        if not 0 <= getattr(settings, name) <= 65535:
+            raise InvalidSetting(f"{by_name[name].env} must be a port number 0-65535")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise InvalidSetting("QUORUM_LOG_LEVEL must be one of debug, info, warning, error")
+    return settings
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from `environ` (default: `os.environ`), then `overrides` on top."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings)}
+    for setting in SETTINGS:
+        assert setting.name in known
+        raw = env.get(setting.env)
+        if raw is None and setting.name == "nats_url":
+            raw = env.get("NATS_URL")
+        if raw not in (None, ""):
+            values[setting.name] = _convert(setting, raw)  # type: ignore[arg-type]
+    return _validate(Settings(**values)).with_overrides(**overrides)
