@@ -9,6 +9,7 @@ Every error leaves as `{"error": <code>, "message": <text>, "status": <int>}`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -203,7 +204,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
-            await nc.drain()
+            # Finish in-flight publishes, but never hold up a shutdown for long.
+            try:
+                await asyncio.wait_for(nc.drain(), timeout=3)
+            except Exception:
+                await nc.close()
 
     return Litestar(
         route_handlers=[

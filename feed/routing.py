@@ -87,8 +87,10 @@ async def fetch_tasks(nc: Client, dataset: str, batch: int, timeout: float = 2.0
     return msgs
 
 
-async def ack_tasks(nc: Client, replies: list[str]) -> None:
-    """Ack delivered tasks by their reply subjects, then make sure NATS has the acks."""
-    for reply in replies:
-        await nc.publish(reply, b"+ACK")
-    await nc.flush(timeout=5)
+async def ack_tasks(nc: Client, replies: list[str], timeout: float = 5.0) -> None:
+    """Ack delivered tasks by their reply subjects and wait until JetStream confirms.
+
+    Acks are sent as requests ("ack sync"): the server answers once the consumer has
+    processed the ack, so progress read right after already counts these tasks.
+    """
+    await asyncio.gather(*(nc.request(reply, b"+ACK", timeout=timeout) for reply in replies))

@@ -27,7 +27,8 @@ async def connect(url: str, *, name: str = "quorum", reconnect: bool = False) ->
             name=name,
             connect_timeout=3,
             allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
+            # nats-py treats 0 as "retry forever" at connect time; 1 fails fast.
+            max_reconnect_attempts=-1 if reconnect else 1,
             reconnect_time_wait=0.5,
             error_cb=_quiet,
         )

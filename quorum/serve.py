@@ -130,13 +130,14 @@ class FeedProcess:
     process: subprocess.Popen[bytes]
     url: str
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 8.0) -> None:
+        """Graceful stop (SIGINT lets workers finish requests); kill the group if stuck."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -151,29 +152,33 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
         "--port", str(settings.port),
         "--workers", str(settings.workers),
         "--no-ws",
+        "--workers-kill-timeout", "5",
         "--log-level", "warning",
     ]
     process = subprocess.Popen(command, env=env, start_new_session=True)
     url = f"http://{settings.host}:{settings.port}"
+    feed = FeedProcess(process, url)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise QuorumError(f"the feed workers exited at start (code {process.returncode})")
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
-                if response.status == 200:
-                    return FeedProcess(process, url)
-        except OSError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise QuorumError(f"the feed workers did not become ready within {timeout:.0f}s")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise QuorumError(f"the feed workers exited at start (code {process.returncode})")
+            try:
+                with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return feed
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise QuorumError(f"the feed workers did not become ready within {timeout:.0f}s")
+    except BaseException:
+        # Ctrl+C or a failed start: never leave workers behind.
+        feed.stop(timeout=2)
+        raise
 
 
 def run_feed(settings: Settings, nats_url: str, banner: str) -> None:
     """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly."""
-    feed = start_feed(settings, nats_url)
-    console.print(banner.format(url=feed.url))
     stop = False
 
     def _terminate(*_: object) -> None:
@@ -181,15 +186,19 @@ def run_feed(settings: Settings, nats_url: str, banner: str) -> None:
         stop = True
 
     previous = signal.signal(signal.SIGTERM, _terminate)
+    feed: FeedProcess | None = None
     try:
+        feed = start_feed(settings, nats_url)
+        console.print(banner.format(url=feed.url))
         while not stop and feed.process.poll() is None:
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        console.print("Stopping Quorum…")
-        feed.stop()
+        if feed is not None:
+            console.print("Stopping Quorum…")
+            feed.stop()
 
 
 def serve_components(

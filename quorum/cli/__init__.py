@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -21,15 +20,15 @@ err = Console(stderr=True)
 class QuorumGroup(TyperGroup):
     """Names unknown commands with a suggestion instead of click's bare usage error."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
             import difflib
 
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise click.UsageError(
-                f"unknown recipe or command {name!r}.{hint} Run 'quorum --help' to list them."
+            raise QuorumError(
+                f"unknown recipe or command {name!r}.{hint} Run '{ctx.info_name} --help' to list them."
             )
         return super().resolve_command(ctx, args)
 
