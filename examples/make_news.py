@@ -9,14 +9,52 @@ import json
 import random
 from pathlib import Path
 
-PEOPLE = ["Maria Okafor", "Daniel Reyes", "Aiko Tanaka", "Lena Fischer", "Omar Haddad",
-          "Grace Liu", "Tomás Silva", "Priya Nair", "Jonas Berg", "Nadia Petrova"]
-ORGS = ["Northwind Labs", "Helios Energy", "the City Council", "Bluebird Bank", "Orbit Telecom",
-        "the Ministry of Health", "Kestrel Motors", "Open Fields Trust", "Atlas Robotics", "Civic Data Union"]
-PRODUCTS = ["the Nimbus X phone", "Aurora 2 headset", "the Sparrow e-bike", "Quanta OS",
-            "the Vega smartwatch", "Pulse earbuds", "the Terra heat pump", "Lumen glasses"]
-PLACES = ["Lisbon", "Nairobi", "Osaka", "Toronto", "Rotterdam", "Valparaíso", "Kraków", "Auckland",
-          "Marseille", "Pune"]
+PEOPLE = [
+    "Maria Okafor",
+    "Daniel Reyes",
+    "Aiko Tanaka",
+    "Lena Fischer",
+    "Omar Haddad",
+    "Grace Liu",
+    "Tomás Silva",
+    "Priya Nair",
+    "Jonas Berg",
+    "Nadia Petrova",
+]
+ORGS = [
+    "Northwind Labs",
+    "Helios Energy",
+    "the City Council",
+    "Bluebird Bank",
+    "Orbit Telecom",
+    "the Ministry of Health",
+    "Kestrel Motors",
+    "Open Fields Trust",
+    "Atlas Robotics",
+    "Civic Data Union",
+]
+PRODUCTS = [
+    "the Nimbus X phone",
+    "Aurora 2 headset",
+    "the Sparrow e-bike",
+    "Quanta OS",
+    "the Vega smartwatch",
+    "Pulse earbuds",
+    "the Terra heat pump",
+    "Lumen glasses",
+]
+PLACES = [
+    "Lisbon",
+    "Nairobi",
+    "Osaka",
+    "Toronto",
+    "Rotterdam",
+    "Valparaíso",
+    "Kraków",
+    "Auckland",
+    "Marseille",
+    "Pune",
+]
 TECH = [
     "{org} unveiled {product} at a launch event in {place}.",
     "{person} of {org} said {product} would ship to {place} next spring.",
@@ -47,8 +85,10 @@ def main(count: int = 300, seed: int = 7) -> None:
         while len(seen) < count:
             topic, templates = rng.choice([("tech", TECH), ("politics", POLITICS), ("other", OTHER)])
             text = rng.choice(templates).format(
-                person=rng.choice(PEOPLE), org=rng.choice(ORGS),
-                product=rng.choice(PRODUCTS), place=rng.choice(PLACES),
+                person=rng.choice(PEOPLE),
+                org=rng.choice(ORGS),
+                product=rng.choice(PRODUCTS),
+                place=rng.choice(PLACES),
             )
             if text in seen:
                 continue

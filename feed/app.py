@@ -20,11 +20,10 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import JSONBody
 from litestar.static_files import create_static_files_router
-from typing import Annotated
 
-from feed.errors import BadRequest, FeedError, NotReady
+from feed.errors import FeedError, NotReady
 from feed.service import Feed, Progress, session_from
 from ledger.connection import connect
 from ledger.errors import QuorumError, UnknownDataset
@@ -110,7 +109,7 @@ async def project(state: State) -> dict[str, Any]:
 
 @post("/get_session_questions", status_code=200, summary="Hand out the next batch of tasks")
 async def get_session_questions(
-    state: State, request: Request[Any, Any, Any], data: QuestionsRequest | None = None
+    state: State, request: Request[Any, Any, Any], data: JSONBody[QuestionsRequest | None] = None
 ) -> QuestionsResponse:
     feed = _feed(state)
     dataset = _dataset(feed)
@@ -126,13 +125,18 @@ async def get_session_questions(
 
 
 @post("/give_answers", status_code=200, summary="Record answers (append to the ledger, then ack)")
-async def give_answers(state: State, request: Request[Any, Any, Any], data: AnswersRequest) -> AnswersResponse:
+async def give_answers(
+    state: State, request: Request[Any, Any, Any], data: JSONBody[AnswersRequest]
+) -> AnswersResponse:
     feed = _feed(state)
     dataset = _dataset(feed)
     session = _session(dataset, data.session_id, request)
     progress: Progress = await feed.answers(dataset, session, data.answers)
     return AnswersResponse(
-        progress=progress.fraction, total=progress.total, answered=progress.answered, received=len(data.answers)
+        progress=progress.fraction,
+        total=progress.total,
+        answered=progress.answered,
+        received=len(data.answers),
     )
 
 
@@ -154,7 +158,7 @@ async def ready(state: State) -> Response[dict[str, str]]:
 
 
 @get("/", include_in_schema=False)
-async def index(session: Annotated[str | None, Parameter(query="session")] = None) -> Response[bytes]:
+async def index() -> Response[bytes]:
     return Response((WEB_DIR / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
 
 
@@ -186,7 +190,9 @@ def _handle_http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Er
 
 def _handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.exception("unexpected_error", error=repr(exc))
-    return _error(500, "internal_error", "the worker failed unexpectedly; the answers were not recorded, retry")
+    return _error(
+        500, "internal_error", "the worker failed unexpectedly; the answers were not recorded, retry"
+    )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

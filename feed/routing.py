@@ -12,7 +12,7 @@ import asyncio
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ConsumerInfo
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import BadRequestError
 
 from ledger.errors import LedgerError
@@ -50,7 +50,8 @@ async def ensure_consumer(nc: Client, dataset: str, *, ack_wait: float, max_ack_
 
 async def consumer_info(nc: Client, dataset: str) -> ConsumerInfo:
     """The consumer's counters: pending (queued), ack pending (out)."""
-    return await nc.jetstream().consumer_info(TASKS_STREAM, consumer_name(dataset))
+    info: ConsumerInfo = await nc.jetstream().consumer_info(TASKS_STREAM, consumer_name(dataset))
+    return info
 
 
 async def fetch_tasks(nc: Client, dataset: str, batch: int, timeout: float = 2.0) -> list[Msg]:

@@ -7,6 +7,7 @@ queues and progress all live in NATS; feed workers never keep state between requ
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -53,10 +54,8 @@ async def load_secret(kv: KeyValue, configured: str | None) -> bytes:
     """
     if configured:
         return configured.encode()
-    try:
+    with contextlib.suppress(KeyWrongLastSequenceError):  # another worker made it first
         await kv.create(_SECRET_KEY, os.urandom(32).hex().encode())
-    except KeyWrongLastSequenceError:
-        pass  # another worker made it first
     entry = await kv.get(_SECRET_KEY)
     assert entry.value is not None
     return entry.value
@@ -99,7 +98,9 @@ class Feed:
         remaining = (counters.num_pending or 0) + (counters.num_ack_pending or 0)
         return Progress(total=info.total, answered=max(info.total - remaining, 0))
 
-    async def questions(self, dataset: str, session: str, count: int | None = None) -> tuple[list[dict[str, Any]], Progress]:
+    async def questions(
+        self, dataset: str, session: str, count: int | None = None
+    ) -> tuple[list[dict[str, Any]], Progress]:
         """Hand out up to `count` tasks to `session`, each with a signed token."""
         info = await self.dataset(dataset)
         msgs = await fetch_tasks(self.nc, dataset, count or self.settings.batch_size)
@@ -117,7 +118,9 @@ class Feed:
             tasks.append(task)
         return tasks, await self.progress(info)
 
-    def _event(self, info: DatasetInfo, session: str, answer: object, now: int, annotator: str | None) -> tuple[AnswerRecorded, str]:
+    def _event(
+        self, info: DatasetInfo, session: str, answer: object, now: int, annotator: str | None
+    ) -> tuple[AnswerRecorded, str]:
         dataset = info.dataset
         if not isinstance(answer, dict):
             raise InvalidAnswer(f"each answer must be a JSON object, got {type(answer).__name__}")
@@ -135,7 +138,8 @@ class Feed:
         if token.session != session:
             raise Forbidden(f"task token was issued to session {token.session!r}, not {session!r}")
         example = {
-            k: v for k, v in answer.items()
+            k: v
+            for k, v in answer.items()
             if k not in ("_token", "answer", "_session_id", "_timestamp", "_input_hash", "_task_hash")
         }
         example["_input_hash"] = input_hash
@@ -156,7 +160,9 @@ class Feed:
         )
         return event, token.reply
 
-    async def answers(self, dataset: str, session: str, answers: object, annotator: str | None = None) -> Progress:
+    async def answers(
+        self, dataset: str, session: str, answers: object, annotator: str | None = None
+    ) -> Progress:
         """Validate every answer, append them as one ledger message, then ack the tasks.
 
         All or nothing: one bad answer rejects the batch before anything is written.
@@ -172,4 +178,3 @@ class Feed:
             await self.ledger.append([event for event, _ in latest.values()])
             await ack_tasks(self.nc, [reply for _, reply in latest.values()])
         return await self.progress(info)
-

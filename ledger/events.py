@@ -103,7 +103,9 @@ class ReviewRecorded(msgspec.Struct, frozen=True, kw_only=True, tag="review_reco
     """Schema version."""
 
 
-class DatasetConfigured(msgspec.Struct, frozen=True, kw_only=True, tag="dataset_configured", tag_field="kind"):
+class DatasetConfigured(
+    msgspec.Struct, frozen=True, kw_only=True, tag="dataset_configured", tag_field="kind"
+):
     """A recipe (re)configured a dataset: view, labels and routing settings."""
 
     event_id: str
@@ -190,7 +192,12 @@ def _upcast(raw: dict[str, Any]) -> Event:
             raise UnknownEventVersion(f"no upcaster from {kind} version {version} to {version + 1}")
         raw = step(raw)
         version = int(raw["v"])
-    return msgspec.convert(raw, Event)  # type: ignore[arg-type]
+    event: Event = msgspec.convert(raw, Event)  # type: ignore[arg-type]
+    return event
+
+
+def _kind(event: Event) -> str:
+    return str(type(event).__struct_config__.tag)
 
 
 def decode_batch(data: bytes) -> list[Event]:
@@ -203,15 +210,13 @@ def decode_batch(data: bytes) -> list[Event]:
         batch = _fast_decoder.decode(data)
     except msgspec.ValidationError:
         batch = None
-    if batch is not None and all(CURRENT_VERSIONS[type(e).__struct_config__.tag] == e.v for e in batch.events):  # type: ignore[index]
+    if batch is not None and all(CURRENT_VERSIONS[_kind(e)] == e.v for e in batch.events):
         return batch.events
     raw = _raw_decoder.decode(data)
     return [_upcast(e) for e in raw.events]
 
 
-def answer_event_id(
-    dataset: str, session: str, task_hash: int, answer: str, example: dict[str, Any]
-) -> str:
+def answer_event_id(dataset: str, session: str, task_hash: int, answer: str, example: dict[str, Any]) -> str:
     """A deterministic id: the same answer to the same task by the same session.
 
     A re-submitted batch therefore appends nothing new, while a changed answer (after

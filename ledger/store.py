@@ -112,9 +112,7 @@ class Ledger:
                 try:
                     msgs = await psub.fetch(min(batch, remaining), timeout=5)
                 except NatsTimeoutError:
-                    raise LedgerError(
-                        "reading the ledger stalled: NATS stopped delivering events"
-                    ) from None
+                    raise LedgerError("reading the ledger stalled: NATS stopped delivering events") from None
                 for msg in msgs:
                     meta = msg.metadata
                     seq = meta.sequence.stream

@@ -72,7 +72,7 @@ async def load_tasks(
         else:
             summary.queued += 1
 
-    pending: set[asyncio.Task[None]] = set()
+    pending: set[asyncio.Future[None]] = set()
     for task in tasks:
         summary.read += 1
         pending.add(asyncio.ensure_future(publish(task)))

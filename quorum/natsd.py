@@ -122,9 +122,7 @@ def start_embedded(data_dir: Path, port: int = 0, *, timeout: float = 20.0) -> E
         ) from None
     if port and not _port_is_free("127.0.0.1", port):
         lock.close()
-        raise QuorumError(
-            f"NATS port {port} is in use; set QUORUM_NATS_PORT to a free port or 0 for any"
-        )
+        raise QuorumError(f"NATS port {port} is in use; set QUORUM_NATS_PORT to a free port or 0 for any")
     port = port or _free_port()
     store = data_dir / "nats"
     config = data_dir / "nats.conf"

@@ -70,16 +70,20 @@ async def load_components(url: str, components: Components, settings: Settings) 
     try:
         kv = await ensure_streams(nc.jetstream())
         config = dict(components.config)
-        await Ledger(nc).append([
-            DatasetConfigured(
-                event_id=config_event_id(components.dataset, components.recipe, components.view_id, config),
-                dataset=components.dataset,
-                recipe=components.recipe,
-                view_id=components.view_id,
-                config=config,
-                recorded_at=now_ms(),
-            )
-        ])
+        await Ledger(nc).append(
+            [
+                DatasetConfigured(
+                    event_id=config_event_id(
+                        components.dataset, components.recipe, components.view_id, config
+                    ),
+                    dataset=components.dataset,
+                    recipe=components.recipe,
+                    view_id=components.view_id,
+                    config=config,
+                    recorded_at=now_ms(),
+                )
+            ]
+        )
         with Progress(
             TextColumn("[bold]Queueing tasks"),
             BarColumn(),
@@ -117,7 +121,9 @@ async def _check_dataset(url: str, dataset: str, settings: Settings) -> DatasetI
     try:
         kv = await ensure_streams(nc.jetstream())
         info = await get_dataset(kv, dataset)
-        await ensure_consumer(nc, dataset, ack_wait=settings.ack_wait, max_ack_pending=settings.max_ack_pending)
+        await ensure_consumer(
+            nc, dataset, ack_wait=settings.ack_wait, max_ack_pending=settings.max_ack_pending
+        )
         return info
     finally:
         await nc.close()
@@ -145,15 +151,25 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
     """Start Granian with `settings.workers` workers and wait until it answers /ready."""
     env = {**os.environ, **settings.to_env(), "QUORUM_NATS_URL": nats_url}
     command = [
-        sys.executable, "-m", "granian",
-        "--interface", "asgi",
-        "--factory", "feed.app:create_app",
-        "--host", bind_address(settings.host),
-        "--port", str(settings.port),
-        "--workers", str(settings.workers),
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "feed.app:create_app",
+        "--host",
+        bind_address(settings.host),
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(settings.workers),
         "--no-ws",
-        "--workers-kill-timeout", "5",
-        "--log-level", "warning",
+        "--workers-kill-timeout",
+        "5",
+        "--respawn-failed-workers",
+        "--log-level",
+        "warning",
     ]
     process = subprocess.Popen(command, env=env, start_new_session=True)
     url = f"http://{settings.host}:{settings.port}"
@@ -202,7 +218,9 @@ def run_feed(settings: Settings, nats_url: str, banner: str) -> None:
 
 
 def serve_components(
-    components: Components | None, settings: Settings, dataset: str,
+    components: Components | None,
+    settings: Settings,
+    dataset: str,
     on_loaded: Callable[[LoadSummary], None] | None = None,
 ) -> None:
     """Start (or find) NATS, load `components` if given, and serve `dataset`."""
@@ -215,5 +233,7 @@ def serve_components(
                 on_loaded(summary)
         else:
             asyncio.run(_check_dataset(url, dataset, settings))
-        where = "embedded NATS, data in " + str(settings.data_dir) if not settings.nats_url else f"NATS at {url}"
+        where = (
+            "embedded NATS, data in " + str(settings.data_dir) if not settings.nats_url else f"NATS at {url}"
+        )
         run_feed(settings, url, f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME")

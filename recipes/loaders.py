@@ -41,8 +41,7 @@ def _json(path: Path) -> Iterator[tuple[int, Any]]:
         ) from None
     if not isinstance(data, list):
         raise BadSource(f"{path.name} must hold a JSON array of examples, found {type(data).__name__}")
-    for index, record in enumerate(data, start=1):
-        yield index, record
+    yield from enumerate(data, start=1)
 
 
 def _csv(path: Path) -> Iterator[tuple[int, Any]]:

@@ -48,7 +48,7 @@ def recipe(name: str) -> Callable[[Callable[..., Components]], Callable[..., Com
 
 def get_recipe(name: str) -> Callable[..., Components]:
     """The recipe called `name`, or a `RecipeError` that suggests the closest names."""
-    import recipes.ner  # noqa: F401  (registers)
+    import recipes.ner
     import recipes.textcat  # noqa: F401
 
     if name in RECIPES:

@@ -57,13 +57,17 @@ def dataset_name() -> str:
 
 @pytest.fixture
 def settings(nats_url: str, tmp_path: Path) -> Settings:
-    return load_settings({}, nats_url=nats_url, data_dir=tmp_path / "data", port=free_port(), host="127.0.0.1")
+    return load_settings(
+        {}, nats_url=nats_url, data_dir=tmp_path / "data", port=free_port(), host="127.0.0.1"
+    )
 
 
 @pytest.fixture
 def load(nats_url: str, settings: Settings) -> Callable[[Components], Any]:
-    """Queue a recipe's components into the session NATS."""
-    return lambda components: run(load_components(nats_url, components, settings))
+    """Queue a recipe's components into the session NATS (settings overridable)."""
+    return lambda components, **overrides: run(
+        load_components(nats_url, components, settings.with_overrides(**overrides))
+    )
 
 
 @pytest.fixture
@@ -82,12 +86,21 @@ def start_server(nats_url: str) -> Iterator[Callable[..., FeedProcess]]:
         feed.stop()
 
 
-def quorum_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-               timeout: float = 60, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def quorum_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the `quorum` console script as a user would."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("NATS_URL", None) if env is None or "NATS_URL" not in env else None
     return subprocess.run(
         [sys.executable, "-c", "from quorum.cli import main; main()", *args],
-        env=full_env, cwd=cwd, capture_output=True, timeout=timeout, input=input,
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
+        input=input,
     )

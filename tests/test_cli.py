@@ -22,8 +22,11 @@ def start_recipe(args, cwd, env=None):
     """`quorum <recipe> …` in the background, as a user would start it."""
     return subprocess.Popen(
         [sys.executable, "-c", "from quorum.cli import main; main()", *args],
-        cwd=cwd, env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "NATS_URL"} | (env or {}),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=cwd,
+        env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "NATS_URL"} | (env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
@@ -44,8 +47,18 @@ def test_recipe_db_out_and_stats_with_embedded_nats(tmp_path):
     """The README flow: run a recipe, annotate over HTTP, db-out while running and after."""
     port = free_port()
     server = start_recipe(
-        ["textcat.manual", "topics", str(EXAMPLES / "news.jsonl"), "--label", "Tech,Politics",
-         "--exclusive", "--port", str(port)], cwd=tmp_path)
+        [
+            "textcat.manual",
+            "topics",
+            str(EXAMPLES / "news.jsonl"),
+            "--label",
+            "Tech,Politics",
+            "--exclusive",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+    )
     try:
         url = f"http://localhost:{port}"
         wait_ready(url, server)
@@ -78,8 +91,19 @@ def test_reloading_the_same_source_queues_nothing_new(tmp_path, nats_url, datase
     port = free_port()
     for expected in ("300 read, 300 queued, 0 duplicates", "300 read, 0 queued, 300 duplicates"):
         server = start_recipe(
-            ["ner.manual", dataset_name, "blank:en", str(EXAMPLES / "news.jsonl"), "--label", "PERSON",
-             "--port", str(port)], cwd=tmp_path, env={"NATS_URL": nats_url})
+            [
+                "ner.manual",
+                dataset_name,
+                "blank:en",
+                str(EXAMPLES / "news.jsonl"),
+                "--label",
+                "PERSON",
+                "--port",
+                str(port),
+            ],
+            cwd=tmp_path,
+            env={"NATS_URL": nats_url},
+        )
         try:
             wait_ready(f"http://localhost:{port}", server)
         finally:
@@ -95,14 +119,24 @@ def _queued(nats_url, dataset):
             return await count_tasks(nc, dataset)
         finally:
             await nc.close()
+
     return run(count())
 
 
 def test_malformed_line_names_file_and_line_and_queues_nothing(tmp_path, nats_url, dataset_name):
     source = tmp_path / "bad.jsonl"
     source.write_text('{"text": "fine"}\n' * 5 + '{"text": oops}\n')
-    result = quorum_cli("ner.manual", dataset_name, "blank:en", str(source), "--label", "A",
-                        "--port", str(free_port()), env={"NATS_URL": nats_url})
+    result = quorum_cli(
+        "ner.manual",
+        dataset_name,
+        "blank:en",
+        str(source),
+        "--label",
+        "A",
+        "--port",
+        str(free_port()),
+        env={"NATS_URL": nats_url},
+    )
     assert result.returncode == 1
     assert "line 6 of bad.jsonl is not valid JSON" in result.stderr.decode()
     assert "Traceback" not in result.stderr.decode()
@@ -113,7 +147,10 @@ def test_malformed_line_names_file_and_line_and_queues_nothing(tmp_path, nats_ur
     ("args", "message"),
     [
         (["ner.manul", "d", "blank:en", "x.jsonl"], "Did you mean ner.manual"),
-        (["ner.manual", "d", "en_core_nope", "SRC", "--label", "A"], "can't find spaCy pipeline 'en_core_nope'"),
+        (
+            ["ner.manual", "d", "en_core_nope", "SRC", "--label", "A"],
+            "can't find spaCy pipeline 'en_core_nope'",
+        ),
         (["ner.manual", "d", "blank:en", "SRC", "--label", "A,,B"], "bad label list"),
         (["textcat.manual", "d", "EMPTY", "--label", "A"], "no examples in empty.jsonl"),
         (["textcat.manual", "d", "NOTEXT", "--label", "A"], 'line 1 of notext.jsonl has no "text"'),
@@ -123,8 +160,11 @@ def test_malformed_line_names_file_and_line_and_queues_nothing(tmp_path, nats_ur
 def test_bad_input_gets_a_message_with_the_fix(tmp_path, args, message):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "notext.jsonl").write_text('{"title": "x"}\n')
-    paths = {"SRC": str(EXAMPLES / "news.jsonl"), "EMPTY": str(tmp_path / "empty.jsonl"),
-             "NOTEXT": str(tmp_path / "notext.jsonl")}
+    paths = {
+        "SRC": str(EXAMPLES / "news.jsonl"),
+        "EMPTY": str(tmp_path / "empty.jsonl"),
+        "NOTEXT": str(tmp_path / "notext.jsonl"),
+    }
     result = quorum_cli(*[paths.get(a, a) for a in args], "--port", str(free_port()), cwd=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr.decode(), result.stderr.decode()
@@ -137,8 +177,16 @@ def test_port_in_use_is_a_clear_error(tmp_path, nats_url, dataset_name):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = quorum_cli("textcat.manual", dataset_name, str(EXAMPLES / "news.jsonl"), "--label", "A",
-                            "--port", str(port), env={"NATS_URL": nats_url})
+        result = quorum_cli(
+            "textcat.manual",
+            dataset_name,
+            str(EXAMPLES / "news.jsonl"),
+            "--label",
+            "A",
+            "--port",
+            str(port),
+            env={"NATS_URL": nats_url},
+        )
     assert result.returncode == 1
     assert f"port {port} on localhost is in use" in result.stderr.decode()
     assert _queued(nats_url, dataset_name) == 0
@@ -146,8 +194,11 @@ def test_port_in_use_is_a_clear_error(tmp_path, nats_url, dataset_name):
 
 def test_unreachable_nats_url_is_a_clear_error(tmp_path):
     dead = f"nats://127.0.0.1:{free_port()}"
-    for args in (["db-out", "news"], ["stats"],
-                 ["textcat.manual", "d", str(EXAMPLES / "news.jsonl"), "--label", "A", "--port", str(free_port())]):
+    for args in (
+        ["db-out", "news"],
+        ["stats"],
+        ["textcat.manual", "d", str(EXAMPLES / "news.jsonl"), "--label", "A", "--port", str(free_port())],
+    ):
         result = quorum_cli(*args, env={"NATS_URL": dead}, cwd=tmp_path)
         assert result.returncode == 1
         assert f"cannot reach NATS at {dead}" in result.stderr.decode()

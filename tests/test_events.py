@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from ledger.errors import UnknownEventVersion
 from ledger.events import (
+    CURRENT_VERSIONS,
     UPCASTERS,
     AnswerRecorded,
-    CURRENT_VERSIONS,
     answer_event_id,
     decode_batch,
     encode_batch,
@@ -41,8 +41,16 @@ def test_encode_decode_round_trip(events):
 
 def _raw(**changes):
     event = AnswerRecorded(
-        event_id="e1", dataset="news", session_id="news-alex", session="alex", answer="accept",
-        input_hash=1, task_hash=2, view_id="ner_manual", example={"text": "hi"}, recorded_at=5,
+        event_id="e1",
+        dataset="news",
+        session_id="news-alex",
+        session="alex",
+        answer="accept",
+        input_hash=1,
+        task_hash=2,
+        view_id="ner_manual",
+        example={"text": "hi"},
+        recorded_at=5,
     )
     data = msgspec.to_builtins(event)
     data["kind"] = "answer_recorded"

@@ -42,7 +42,12 @@ def give(client, answers, session="alex"):
 async def _ledger_answers(nats_url, dataset):
     nc = await connect(nats_url)
     try:
-        return [e async for entry in Ledger(nc).read(dataset) for e in entry.events if isinstance(e, AnswerRecorded)]
+        return [
+            e
+            async for entry in Ledger(nc).read(dataset)
+            for e in entry.events
+            if isinstance(e, AnswerRecorded)
+        ]
     finally:
         await nc.close()
 
@@ -85,7 +90,11 @@ def test_answer_is_in_ledger_and_db_out_and_never_handed_out_again(served, nats_
     assert event.task_hash == int(first["_task_hash"]) and event.session == "alex"
     out = quorum_cli("db-out", dataset_name, env={"NATS_URL": nats_url})
     [row] = [json.loads(line) for line in out.stdout.splitlines()]
-    assert row["accept"] == ["Tech"] and row["answer"] == "accept" and row["_session_id"] == f"{dataset_name}-alex"
+    assert (
+        row["accept"] == ["Tech"]
+        and row["answer"] == "accept"
+        and row["_session_id"] == f"{dataset_name}-alex"
+    )
     # Answer the rest so the queue is drained, then nothing comes back: the answered task is acked.
     assert give(served, [{**t, "answer": "reject"} for t in rest]).status_code == 200
     seen = {first["_task_hash"]} | {t["_task_hash"] for t in rest}
@@ -123,7 +132,9 @@ def test_changed_answer_after_undo_supersedes(served, nats_url, dataset_name):
 
 
 def test_invalid_json_is_400(served):
-    response = served.post("/give_answers?session=alex", content=b'{"answers": [', headers={"content-type": "application/json"})
+    response = served.post(
+        "/give_answers?session=alex", content=b'{"answers": [', headers={"content-type": "application/json"}
+    )
     assert_error(response, 400, "bad_request", "")
 
 
@@ -141,11 +152,20 @@ def test_missing_forged_and_expired_tokens_are_403(served, nats_url, dataset_nam
     payload, mac = task["_token"].split(".")
     forged = {**task, "_token": payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac}
     assert_error(give(served, [{**forged, "answer": "accept"}]), 403, "forbidden", "")
-    wrong_secret = sign_token(b"not-the-secret", TaskToken("x", dataset_name, "alex", int(task["_task_hash"]), 0, 2**50))
-    assert_error(give(served, [{**task, "_token": wrong_secret, "answer": "accept"}]), 403, "forbidden", "forged")
+    wrong_secret = sign_token(
+        b"not-the-secret", TaskToken("x", dataset_name, "alex", int(task["_task_hash"]), 0, 2**50)
+    )
+    assert_error(
+        give(served, [{**task, "_token": wrong_secret, "answer": "accept"}]), 403, "forbidden", "forged"
+    )
     other_task = {**task, "_task_hash": str(int(task["_task_hash"]) + 1), "answer": "accept"}
     assert_error(give(served, [other_task]), 403, "forbidden", "another task")
-    assert_error(give(served, [{**task, "answer": "accept"}], session="mallory"), 403, "forbidden", "issued to session 'alex'")
+    assert_error(
+        give(served, [{**task, "answer": "accept"}], session="mallory"),
+        403,
+        "forbidden",
+        "issued to session 'alex'",
+    )
     assert run(_ledger_answers(nats_url, dataset_name)) == []
 
 

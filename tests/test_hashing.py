@@ -65,15 +65,22 @@ def test_existing_hashes_are_kept_unless_overwrite():
 def test_input_keys_are_configurable_and_whole_task_is_the_fallback():
     assert get_input_hash({"text": "a", "x": 1}) == get_input_hash({"text": "a", "x": 2})
     assert get_input_hash({"x": 1}) != get_input_hash({"x": 2})
-    assert get_input_hash({"text": "a", "x": 1}, input_keys=["x"]) != get_input_hash({"text": "a", "x": 2}, input_keys=["x"])
+    assert get_input_hash({"text": "a", "x": 1}, input_keys=["x"]) != get_input_hash(
+        {"text": "a", "x": 2}, input_keys=["x"]
+    )
 
 
 def test_hashes_are_stable_across_processes():
     """Python's str hash is salted per process; ours must not be."""
     code = "from ledger.hashing import set_hashes; print(set_hashes({'text': 'Grace Liu met Omar', 'label': 'X'}))"
     outputs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1

@@ -25,7 +25,9 @@ def test_answer_given_to_one_worker_for_task_from_other_is_recorded(
         # Many new connections: Granian spreads them over both workers.
         for _ in range(4):
             with httpx.Client(base_url=feed.url, timeout=10) as other:
-                response = other.post("/give_answers", json={"answers": [answer], "session_id": f"{dataset_name}-alex"})
+                response = other.post(
+                    "/give_answers", json={"answers": [answer], "session_id": f"{dataset_name}-alex"}
+                )
                 assert response.status_code == 200, response.text
     out = quorum_cli("db-out", dataset_name, env={"NATS_URL": nats_url})
     assert out.returncode == 0, out.stderr

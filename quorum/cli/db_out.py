@@ -42,9 +42,15 @@ async def export_dataset(
 
 def db_out(
     dataset: Annotated[str, typer.Argument(help="Dataset to export")],
-    session: Annotated[str | None, typer.Option(help="Only this session's answers (the name after ?session=)")] = None,
-    answer: Annotated[str | None, typer.Option(help="Only answers of this kind: accept, reject or ignore")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
+    session: Annotated[
+        str | None, typer.Option(help="Only this session's answers (the name after ?session=)")
+    ] = None,
+    answer: Annotated[
+        str | None, typer.Option(help="Only answers of this kind: accept, reject or ignore")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Print a dataset as JSONL: the latest answer per task per session.

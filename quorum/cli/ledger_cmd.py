@@ -34,7 +34,11 @@ async def _dump(url: str, dataset: str | None) -> int:
     try:
         async for entry in Ledger(nc).read(dataset):
             for event in entry.events:
-                line = {"seq": entry.seq, **msgspec.structs.asdict(event), "kind": type(event).__struct_config__.tag}
+                line = {
+                    "seq": entry.seq,
+                    **msgspec.structs.asdict(event),
+                    "kind": type(event).__struct_config__.tag,
+                }
                 sys.stdout.buffer.write(_encoder.encode(line) + b"\n")
                 count += 1
     finally:

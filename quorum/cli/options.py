@@ -11,10 +11,16 @@ __all__ = ["AckWait", "BatchSize", "DataDir", "Host", "Port", "Workers"]
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where the embedded NATS keeps its data [env: QUORUM_DATA_DIR, default ./.quorum]"),
+    typer.Option(
+        "--data-dir", help="Where the embedded NATS keeps its data [env: QUORUM_DATA_DIR, default ./.quorum]"
+    ),
 ]
-Host = Annotated[str | None, typer.Option("--host", help="Interface to listen on [env: QUORUM_HOST, default localhost]")]
-Port = Annotated[int | None, typer.Option("--port", help="Port to listen on [env: QUORUM_PORT, default 8080]")]
+Host = Annotated[
+    str | None, typer.Option("--host", help="Interface to listen on [env: QUORUM_HOST, default localhost]")
+]
+Port = Annotated[
+    int | None, typer.Option("--port", help="Port to listen on [env: QUORUM_PORT, default 8080]")
+]
 Workers = Annotated[
     int | None, typer.Option("--workers", help="Granian worker processes [env: QUORUM_WORKERS, default 1]")
 ]
@@ -23,5 +29,7 @@ BatchSize = Annotated[
 ]
 AckWait = Annotated[
     float | None,
-    typer.Option("--ack-wait", help="Seconds before an unanswered task goes to someone else [env: QUORUM_ACK_WAIT]"),
+    typer.Option(
+        "--ack-wait", help="Seconds before an unanswered task goes to someone else [env: QUORUM_ACK_WAIT]"
+    ),
 ]

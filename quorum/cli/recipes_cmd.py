@@ -19,7 +19,7 @@ console = Console(stderr=True)
 
 
 def _serve(components: object, dataset: str, **options: object) -> None:
-    settings = load_settings(**options)
+    settings = load_settings(None, **options)
 
     def loaded(summary: object) -> None:
         console.print(f"[green]✔[/] {dataset}: {summary}")
@@ -29,12 +29,22 @@ def _serve(components: object, dataset: str, **options: object) -> None:
 
 def ner_manual(
     dataset: Annotated[str, typer.Argument(help="Dataset to save answers to, e.g. news")],
-    spacy_model: Annotated[str, typer.Argument(help="blank:en for tokenisation only, or an installed pipeline")],
+    spacy_model: Annotated[
+        str, typer.Argument(help="blank:en for tokenisation only, or an installed pipeline")
+    ],
     source: Annotated[Path, typer.Argument(help="Examples to annotate: .jsonl, .json, .csv or .txt")],
-    label: Annotated[str, typer.Option("--label", "-l", help="Comma-separated labels, or a .txt file of labels")],
-    loader: Annotated[str | None, typer.Option(help="Loader to use instead of the file suffix: jsonl, json, csv, txt")] = None,
-    data_dir: DataDir = None, host: Host = None, port: Port = None, workers: Workers = None,
-    batch_size: BatchSize = None, ack_wait: AckWait = None,
+    label: Annotated[
+        str, typer.Option("--label", "-l", help="Comma-separated labels, or a .txt file of labels")
+    ],
+    loader: Annotated[
+        str | None, typer.Option(help="Loader to use instead of the file suffix: jsonl, json, csv, txt")
+    ] = None,
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    workers: Workers = None,
+    batch_size: BatchSize = None,
+    ack_wait: AckWait = None,
 ) -> None:
     """Highlight entity spans by hand, on text tokenised by spaCy.
 
@@ -42,39 +52,75 @@ def ner_manual(
     then open http://localhost:8080/?session=alex
     """
     components = get_recipe("ner.manual")(dataset, spacy_model, source, label, loader=loader)
-    _serve(components, dataset, data_dir=data_dir, host=host, port=port, workers=workers,
-           batch_size=batch_size, ack_wait=ack_wait)
+    _serve(
+        components,
+        dataset,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        workers=workers,
+        batch_size=batch_size,
+        ack_wait=ack_wait,
+    )
 
 
 def textcat_manual(
     dataset: Annotated[str, typer.Argument(help="Dataset to save answers to, e.g. topics")],
     source: Annotated[Path, typer.Argument(help="Examples to annotate: .jsonl, .json, .csv or .txt")],
-    label: Annotated[str, typer.Option("--label", "-l", help="Comma-separated labels, or a .txt file of labels")],
-    exclusive: Annotated[bool, typer.Option("--exclusive", help="Labels are mutually exclusive (single choice)")] = False,
+    label: Annotated[
+        str, typer.Option("--label", "-l", help="Comma-separated labels, or a .txt file of labels")
+    ],
+    exclusive: Annotated[
+        bool, typer.Option("--exclusive", help="Labels are mutually exclusive (single choice)")
+    ] = False,
     loader: Annotated[str | None, typer.Option(help="Loader to use instead of the file suffix")] = None,
-    data_dir: DataDir = None, host: Host = None, port: Port = None, workers: Workers = None,
-    batch_size: BatchSize = None, ack_wait: AckWait = None,
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    workers: Workers = None,
+    batch_size: BatchSize = None,
+    ack_wait: AckWait = None,
 ) -> None:
     """Classify whole texts: one label gives accept/reject, several give a choice.
 
     Example: quorum textcat.manual topics examples/news.jsonl --label Tech,Politics --exclusive
     """
     components = get_recipe("textcat.manual")(dataset, source, label, exclusive=exclusive, loader=loader)
-    _serve(components, dataset, data_dir=data_dir, host=host, port=port, workers=workers,
-           batch_size=batch_size, ack_wait=ack_wait)
+    _serve(
+        components,
+        dataset,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        workers=workers,
+        batch_size=batch_size,
+        ack_wait=ack_wait,
+    )
 
 
 def serve(
     dataset: Annotated[str, typer.Argument(help="A dataset a recipe has already set up")],
-    data_dir: DataDir = None, host: Host = None, port: Port = None, workers: Workers = None,
-    batch_size: BatchSize = None, ack_wait: AckWait = None,
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    workers: Workers = None,
+    batch_size: BatchSize = None,
+    ack_wait: AckWait = None,
 ) -> None:
     """Serve an existing dataset again, without loading a source.
 
     Example: quorum serve news --workers 2 --port 8081
     """
-    _serve(None, dataset, data_dir=data_dir, host=host, port=port, workers=workers,
-           batch_size=batch_size, ack_wait=ack_wait)
+    _serve(
+        None,
+        dataset,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        workers=workers,
+        batch_size=batch_size,
+        ack_wait=ack_wait,
+    )
 
 
 def register(app: typer.Typer) -> None:

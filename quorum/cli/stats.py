@@ -50,12 +50,19 @@ def stats(
         return
     table = Table(title="Quorum datasets")
     for column in ("dataset", "recipe", "answers", "accept", "reject", "ignore", "sessions"):
-        table.add_column(column, justify="right" if column in ("answers", "accept", "reject", "ignore") else "left")
+        table.add_column(
+            column, justify="right" if column in ("answers", "accept", "reject", "ignore") else "left"
+        )
     for item in results:
         sessions = ", ".join(f"{name} ({count})" for name, count in sorted(item.sessions.items()))
         table.add_row(
-            item.dataset, item.recipe, f"{item.total:,}", f"{item.answers['accept']:,}",
-            f"{item.answers['reject']:,}", f"{item.answers['ignore']:,}", sessions or "-",
+            item.dataset,
+            item.recipe,
+            f"{item.total:,}",
+            f"{item.answers['accept']:,}",
+            f"{item.answers['reject']:,}",
+            f"{item.answers['ignore']:,}",
+            sessions or "-",
         )
     console.print(table)
 
