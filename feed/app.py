@@ -23,7 +23,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
 from litestar.static_files import create_static_files_router
 
+from feed.access import Access, Unauthorized, load_users
 from feed.errors import FeedError, NotReady
+from feed.status import queue_status
 from feed.service import Feed, Progress, session_from
 from ledger.connection import connect
 from ledger.errors import QuorumError, UnknownDataset
@@ -37,9 +39,10 @@ log = structlog.get_logger("quorum.feed")
 
 
 class QuestionsRequest(msgspec.Struct):
-    """Body of `POST /get_session_questions`."""
+    """Body of `POST /get_session_questions`. `reload`: the page lost its tasks; resend them."""
 
     session_id: str | None = None
+    reload: bool = False
 
 
 class QuestionsResponse(msgspec.Struct):
@@ -89,9 +92,14 @@ def _dataset(feed: Feed) -> str:
     return feed.settings.dataset
 
 
-def _session(dataset: str, body_session: str | None, request: Request[Any, Any, Any]) -> str:
+def _session(
+    dataset: str, body_session: str | None, request: Request[Any, Any, Any]
+) -> tuple[str, str | None]:
+    """The request's session, and the authenticated annotator (checked against it)."""
     raw = request.query_params.get("session") or request.headers.get("x-quorum-session") or body_session
-    return session_from(dataset, raw)
+    session = session_from(dataset, raw)
+    access: Access = request.app.state["access"]
+    return session, access.annotator(session, request.headers.get("authorization"))
 
 
 @get("/project", summary="The project config: dataset, view, labels, instructions")
@@ -113,8 +121,8 @@ async def get_session_questions(
 ) -> QuestionsResponse:
     feed = _feed(state)
     dataset = _dataset(feed)
-    session = _session(dataset, data.session_id if data else None, request)
-    tasks, progress = await feed.questions(dataset, session)
+    session, _ = _session(dataset, data.session_id if data else None, request)
+    tasks, progress = await feed.questions(dataset, session, reload=bool(data and data.reload))
     return QuestionsResponse(
         tasks=tasks,
         total=progress.total,
@@ -130,14 +138,25 @@ async def give_answers(
 ) -> AnswersResponse:
     feed = _feed(state)
     dataset = _dataset(feed)
-    session = _session(dataset, data.session_id, request)
-    progress: Progress = await feed.answers(dataset, session, data.answers)
+    session, annotator = _session(dataset, data.session_id, request)
+    progress: Progress = await feed.answers(dataset, session, data.answers, annotator)
     return AnswersResponse(
         progress=progress.fraction,
         total=progress.total,
         answered=progress.answered,
         received=len(data.answers),
     )
+
+
+@get("/progress", summary="Queue status per session: queued, out, answered (operators)")
+async def progress_view(state: State, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    feed = _feed(state)
+    client = request.client.host if request.client else ""
+    state["access"].check_admin(
+        request.headers.get("authorization"), client in ("127.0.0.1", "::1", "localhost")
+    )
+    report = await queue_status(feed.nc, await feed.dataset(_dataset(feed)))
+    return msgspec.to_builtins(report)  # type: ignore[no-any-return]
 
 
 @get("/health", summary="Liveness: the process answers")
@@ -167,6 +186,10 @@ def _error(status: int, code: str, message: str) -> Response[ErrorBody]:
 
 
 def _handle_quorum_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    if isinstance(exc, Unauthorized):
+        response = _error(exc.status, exc.code, str(exc))
+        response.headers["WWW-Authenticate"] = 'Basic realm="Quorum"'
+        return response
     if isinstance(exc, FeedError):
         return _error(exc.status, exc.code, str(exc))
     if isinstance(exc, UnknownDataset):
@@ -175,7 +198,13 @@ def _handle_quorum_error(_: Request[Any, Any, Any], exc: Exception) -> Response[
     return _error(500, "internal_error", str(exc))
 
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def _handle_http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
@@ -199,6 +228,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the feed app; Granian calls this in every worker process (`--factory`)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    access = Access(
+        allowed_sessions=settings.session_allow_list,
+        users=load_users(settings.users_file) if settings.users_file else None,
+        admin_token=settings.admin_token,
+    )
 
     @asynccontextmanager
     async def nats_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -222,11 +256,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             project,
             get_session_questions,
             give_answers,
+            progress_view,
             health,
             ready,
             create_static_files_router(path="/static", directories=[WEB_DIR], include_in_schema=False),
         ],
         lifespan=[nats_lifespan],
+        state=State({"access": access}),
         exception_handlers={
             QuorumError: _handle_quorum_error,
             HTTPException: _handle_http_error,

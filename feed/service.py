@@ -7,6 +7,7 @@ queues and progress all live in NATS; feed workers never keep state between requ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
@@ -14,19 +15,31 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from feed.errors import BadRequest, Forbidden, InvalidAnswer
-from feed.routing import ack_tasks, consumer_info, fetch_tasks
+from feed.errors import BadRequest, Forbidden, InvalidAnswer, NotReady
+from feed.holds import HeldTask, Holds, read_holds, update_holds
+from feed.routing import (
+    ConsumerMissing,
+    Route,
+    ack_tasks,
+    claim_first_time,
+    consumer_info,
+    ensure_session_consumer,
+    fetch_tasks,
+    release,
+    route_of,
+)
 from feed.tokens import TaskToken, sign_token, verify_token
 from ledger.datasets import DatasetInfo, get_dataset
 from ledger.errors import InvalidName
 from ledger.events import ANSWERS, AnswerRecorded, answer_event_id, now_ms
-from ledger.hashing import parse_hash
+from ledger.hashing import hash_hex, parse_hash
 from ledger.names import validate_session_name
 from ledger.store import Ledger
-from ledger.streams import ensure_streams
+from ledger.streams import TASKS_STREAM, ensure_streams, tasks_subject
 from quorum.settings import Settings
 
 __all__ = ["Feed", "Progress", "load_secret", "session_from"]
@@ -93,30 +106,111 @@ class Feed:
     async def dataset(self, name: str) -> DatasetInfo:
         return await get_dataset(self.kv, name)
 
-    async def progress(self, info: DatasetInfo) -> Progress:
-        counters = await consumer_info(self.nc, info.dataset)
-        remaining = (counters.num_pending or 0) + (counters.num_ack_pending or 0)
-        return Progress(total=info.total, answered=max(info.total - remaining, 0))
+    def route(self, info: DatasetInfo) -> Route:
+        return route_of(info)
+
+    async def progress(self, info: DatasetInfo, session: str) -> Progress:
+        """Answered share of the work: the dataset's, or with full overlap the session's.
+
+        Reads consumer counters only; it hands out nothing.
+        """
+        names = self.route(info).consumers_for(session)
+        infos = await asyncio.gather(*(consumer_info(self.nc, info.dataset, name) for name in names))
+        remaining = sum((c.num_pending or 0) + (c.num_ack_pending or 0) if c else info.total for c in infos)
+        total = info.total * len(names)
+        return Progress(total=total, answered=max(total - remaining, 0))
 
     async def questions(
-        self, dataset: str, session: str, count: int | None = None
+        self, dataset: str, session: str, count: int | None = None, *, reload: bool = False
     ) -> tuple[list[dict[str, Any]], Progress]:
-        """Hand out up to `count` tasks to `session`, each with a signed token."""
+        """Hand out up to `count` tasks to `session`, each with a signed token.
+
+        With `reload`, the tasks the session still holds (a reloaded page lost them) come
+        first, with their original tokens.
+        """
         info = await self.dataset(dataset)
-        msgs = await fetch_tasks(self.nc, dataset, count or self.settings.batch_size)
-        issued = now_ms()
-        expires = issued + int(self.settings.token_ttl * 1000)
-        tasks = []
+        route = self.route(info)
+        count = count or self.settings.batch_size
+        now = now_ms()
+        held, _ = await read_holds(self.nc, dataset, session)
+        tasks = await self._held_tasks(dataset, session, held, now, count) if reload else []
+        msgs = await self._draw(route, session, count - len(tasks), held) if len(tasks) < count else []
+        expires = now + int(self.settings.token_ttl * 1000)
+        fresh: dict[str, HeldTask] = {}
         for msg in msgs:
             task = _decoder.decode(msg.data)
             task_hash = int(task["_task_hash"])
-            token = TaskToken(msg.reply, dataset, session, task_hash, issued, expires)
-            task["_token"] = sign_token(self.secret, token)
-            task["_input_hash"] = str(task["_input_hash"])
-            task["_task_hash"] = str(task_hash)
-            task["_session_id"] = f"{dataset}-{session}"
-            tasks.append(task)
-        return tasks, await self.progress(info)
+            token = sign_token(self.secret, TaskToken(msg.reply, dataset, session, task_hash, now, expires))
+            fresh[str(task_hash)] = HeldTask(token, now + int(route.ack_wait * 1000), expires)
+            tasks.append(_present(task, token, dataset, session))
+        if fresh:
+            await update_holds(self.nc, dataset, session, lambda h: _with(h, fresh), now)
+        return tasks, await self.progress(info, session)
+
+    async def _draw(self, route: Route, session: str, count: int, held: Holds) -> list[Msg]:
+        """Take up to `count` tasks for `session` from its consumers, in order."""
+        chosen: list[Msg] = []
+        for consumer in route.consumers_for(session):
+            scanned = 0
+            # Bounded: under k-overlap a session may meet tasks it already has.
+            while len(chosen) < count and scanned < 4 * count:
+                try:
+                    msgs = await fetch_tasks(self.nc, consumer, count - len(chosen))
+                except ConsumerMissing:
+                    if route.mode != "full":
+                        raise NotReady(
+                            f"the task queue of {route.dataset!r} is missing; start its recipe again"
+                        ) from None
+                    await ensure_session_consumer(self.nc, route, session)
+                    continue
+                if not msgs:
+                    break
+                scanned += len(msgs)
+                chosen.extend(await self._keep(route, session, msgs, held))
+        return chosen
+
+    async def _keep(self, route: Route, session: str, msgs: list[Msg], held: Holds) -> list[Msg]:
+        """The delivered tasks this session may have; the others are skipped or released."""
+        if route.mode == "none":
+            return msgs
+        hashes = [int(_decoder.decode(msg.data)["_task_hash"]) for msg in msgs]
+        # Full overlap: a task the session holds is its own redelivery; give it back.
+        firsts = await asyncio.gather(
+            *(
+                _true()
+                if route.mode == "full" and str(h) in held.tasks
+                else claim_first_time(self.nc, route.dataset, session, h)
+                for h in hashes
+            )
+        )
+        kept = []
+        for msg, first in zip(msgs, firsts, strict=True):
+            if first:
+                kept.append(msg)
+            elif route.mode == "k":
+                await release(self.nc, msg, delay=1.0)  # the session has it: another's turn
+            else:
+                # Full overlap: handed to this session by an earlier consumer of its own
+                # (deleted when idle) and answered since; skip it for good.
+                await self.nc.publish(msg.reply, b"+ACK")
+        return kept
+
+    async def _held_tasks(
+        self, dataset: str, session: str, held: Holds, now: int, count: int
+    ) -> list[dict[str, Any]]:
+        """The session's unanswered tasks whose delivery is still its own."""
+        live = [(h, t) for h, t in held.tasks.items() if t.redeliver_at_ms > now][:count]
+        js = self.nc.jetstream()
+        bodies = await asyncio.gather(
+            *(
+                js.get_last_msg(TASKS_STREAM, tasks_subject(dataset, hash_hex(int(h))), direct=True)
+                for h, _ in live
+            )
+        )
+        return [
+            _present(_decoder.decode(body.data or b"{}"), held_task.token, dataset, session)
+            for (_, held_task), body in zip(live, bodies, strict=True)
+        ]
 
     def _event(
         self, info: DatasetInfo, session: str, answer: object, now: int, annotator: str | None
@@ -176,5 +270,32 @@ class Feed:
             # Two answers to one task in one batch (undo, then answer again): keep the last.
             latest = {event.task_hash: (event, reply) for event, reply in checked}
             await self.ledger.append([event for event, _ in latest.values()])
-            await ack_tasks(self.nc, [reply for _, reply in latest.values()])
-        return await self.progress(info)
+            done = {str(task_hash) for task_hash in latest}
+            await asyncio.gather(
+                ack_tasks(self.nc, [reply for _, reply in latest.values()]),
+                update_holds(self.nc, dataset, session, lambda h: _without(h, done), now),
+            )
+        return await self.progress(info, session)
+
+
+def _present(task: dict[str, Any], token: str, dataset: str, session: str) -> dict[str, Any]:
+    """A task as the HTTP API shows it: hashes as strings, with token and session id."""
+    task["_token"] = token
+    task["_input_hash"] = str(task["_input_hash"])
+    task["_task_hash"] = str(task["_task_hash"])
+    task["_session_id"] = f"{dataset}-{session}"
+    return task
+
+
+async def _true() -> bool:
+    return True
+
+
+def _with(holds: Holds, fresh: dict[str, HeldTask]) -> Holds:
+    holds.tasks.update(fresh)
+    return holds
+
+
+def _without(holds: Holds, done: set[str]) -> Holds:
+    holds.tasks = {k: v for k, v in holds.tasks.items() if k not in done}
+    return holds

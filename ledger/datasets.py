@@ -27,6 +27,10 @@ class DatasetInfo(msgspec.Struct, kw_only=True):
     config: dict[str, Any] = msgspec.field(default_factory=dict)
     total: int = 0
     ack_wait: float = 600.0
+    feed_overlap: bool = False
+    annotations_per_task: int | None = None
+    max_ack_pending: int = 20000
+    session_idle: float = 30 * 86400.0
 
 
 def _key(dataset: str) -> str:

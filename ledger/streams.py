@@ -5,6 +5,11 @@
 - `TASKS` — the work queue, `quorum.tasks.<dataset>.<task_hash_hex>`; at most one
   message per subject with *discard new per subject*, so re-loading a source file is
   a no-op however long after the first load.
+- `SEEN` — `quorum.seen.<dataset>.<session>.<task_hash_hex>`, one empty message per
+  (session, task) ever handed out under k-overlap: publishing is an atomic
+  test-and-set ("first time this session gets this task?").
+- `HOLDS` — `quorum.holds.<dataset>.<session>`, the latest record (one per subject) of
+  the tasks a session holds unanswered, so a reloaded page gets them back.
 - `quorum-config` (KV) — per-dataset configuration and the shared token secret, so no
   worker keeps either in memory as the source of truth.
 """
@@ -25,14 +30,20 @@ from nats.js.kv import KeyValue
 __all__ = [
     "CONFIG_BUCKET",
     "EVENTS_STREAM",
+    "HOLDS_STREAM",
+    "SEEN_STREAM",
     "TASKS_STREAM",
     "ensure_streams",
     "events_subject",
+    "holds_subject",
+    "seen_subject",
     "tasks_subject",
 ]
 
 EVENTS_STREAM = "EVENTS"
 TASKS_STREAM = "TASKS"
+SEEN_STREAM = "SEEN"
+HOLDS_STREAM = "HOLDS"
 CONFIG_BUCKET = "quorum-config"
 # Ledger messages carry whole batches of annotated examples.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -46,6 +57,43 @@ def events_subject(dataset: str, kind: str = "*") -> str:
 def tasks_subject(dataset: str, task_hash_hex: str = ">") -> str:
     """`quorum.tasks.<dataset>.<task_hash_hex>`."""
     return f"quorum.tasks.{dataset}.{task_hash_hex}"
+
+
+def seen_subject(dataset: str, session: str, task_hash_hex: str) -> str:
+    """`quorum.seen.<dataset>.<session>.<task_hash_hex>`."""
+    return f"quorum.seen.{dataset}.{session}.{task_hash_hex}"
+
+
+def holds_subject(dataset: str, session: str) -> str:
+    """`quorum.holds.<dataset>.<session>`."""
+    return f"quorum.holds.{dataset}.{session}"
+
+
+def _seen_config() -> StreamConfig:
+    return StreamConfig(
+        name=SEEN_STREAM,
+        description="Quorum routing: which session was handed which task (k-overlap)",
+        subjects=["quorum.seen.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        discard_new_per_subject=True,
+        allow_direct=True,
+    )
+
+
+def _holds_config() -> StreamConfig:
+    return StreamConfig(
+        name=HOLDS_STREAM,
+        description="Quorum routing: the tasks each session holds unanswered",
+        subjects=["quorum.holds.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        allow_direct=True,
+    )
 
 
 def _events_config() -> StreamConfig:
@@ -89,6 +137,8 @@ async def ensure_streams(js: JetStreamContext) -> KeyValue:
     """Create (or update) EVENTS, TASKS and the config bucket; safe to call often."""
     await _ensure(js, _events_config())
     await _ensure(js, _tasks_config())
+    await _ensure(js, _seen_config())
+    await _ensure(js, _holds_config())
     try:
         return await js.key_value(CONFIG_BUCKET)
     except (NotFoundError, BadRequestError):

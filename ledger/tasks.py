@@ -35,9 +35,11 @@ class LoadSummary:
     read: int = 0
     queued: int = 0
     duplicates: int = 0
+    excluded: int = 0
 
     def __str__(self) -> str:
-        return f"{self.read:,} read, {self.queued:,} queued, {self.duplicates:,} duplicates"
+        text = f"{self.read:,} read, {self.queued:,} queued, {self.duplicates:,} duplicates"
+        return text + (f", {self.excluded:,} excluded" if self.excluded else "")
 
 
 async def load_tasks(

@@ -37,12 +37,27 @@ def to_prodigy(event: AnswerRecorded) -> dict[str, Any]:
     return record
 
 
+def _cap(config: dict[str, Any]) -> int | None:
+    """How many sessions' answers per task the dataset keeps (None: every session's)."""
+    routing = config.get("routing") or {}
+    if routing.get("feed_overlap"):
+        return None
+    return int(routing.get("annotations_per_task") or 1)
+
+
 async def answers(
     nc: Client, dataset: str, *, session: str | None = None, answer: str | None = None
 ) -> AsyncIterator[AnswerRecorded]:
-    """The dataset's current answers: the latest per (task, session), in first-answer order."""
+    """The dataset's current answers: the latest per (task, session), in first-answer order.
+
+    Without full overlap, a task keeps the answers of the first k sessions that answered
+    it (k = `annotations_per_task`, 1 without overlap): a late answer to a task that went
+    to someone else after `ack_wait` stays in the ledger but is not a (k+1)-th answer.
+    """
     latest: dict[tuple[int, str], AnswerRecorded] = {}
+    sessions_by_task: dict[int, list[str]] = {}
     seen: set[str] = set()
+    cap: int | None = 1
     async for entry in Ledger(nc).read(dataset):
         for event in entry.events:
             if event.event_id in seen:
@@ -50,7 +65,15 @@ async def answers(
             seen.add(event.event_id)
             if isinstance(event, DatasetDropped):
                 latest.clear()
+                sessions_by_task.clear()
+            elif isinstance(event, DatasetConfigured):
+                cap = _cap(event.config)
             elif isinstance(event, AnswerRecorded):
+                answered = sessions_by_task.setdefault(event.task_hash, [])
+                if event.session not in answered:
+                    if cap is not None and len(answered) >= cap:
+                        continue
+                    answered.append(event.session)
                 latest[(event.task_hash, event.session)] = event
     for event in latest.values():
         if session is not None and event.session != session:

@@ -15,20 +15,24 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from nats.aio.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from feed.routing import ensure_consumer
+from feed.routing import ensure_consumers, route_of
 from ledger.connection import connect
 from ledger.datasets import DatasetInfo, get_dataset, save_dataset
-from ledger.errors import QuorumError
+from ledger.errors import QuorumError, UnknownDataset
 from ledger.events import DatasetConfigured, config_event_id, now_ms
+from ledger.names import validate_dataset_name
 from ledger.store import Ledger
 from ledger.streams import ensure_streams
 from ledger.tasks import LoadSummary, count_tasks, load_tasks
+from projections.datasets import answers
 from quorum.natsd import nats_server
 from quorum.settings import Settings
 from recipes.registry import Components
@@ -64,12 +68,64 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
+def routing_of(settings: Settings) -> dict[str, Any]:
+    """The dataset routing settings a recipe run asks for."""
+    return {
+        "feed_overlap": settings.feed_overlap,
+        "annotations_per_task": settings.annotations_per_task,
+        "ack_wait": settings.ack_wait,
+        "max_ack_pending": settings.max_ack_pending,
+        "session_idle": settings.session_idle,
+    }
+
+
+def _check_same_routing(existing: DatasetInfo, wanted: dict[str, Any]) -> None:
+    before = (existing.feed_overlap, existing.annotations_per_task or 1)
+    after = (wanted["feed_overlap"], wanted["annotations_per_task"] or 1)
+    if before != after:
+        raise QuorumError(
+            f"dataset {existing.dataset!r} routes with feed_overlap={before[0]}, "
+            f"annotations_per_task={before[1]}; it can't change to feed_overlap={after[0]}, "
+            f"annotations_per_task={after[1]}. Use a new dataset name, or drop this one first"
+        )
+
+
+async def _excluded_hashes(nc: Client, settings: Settings) -> set[int]:
+    """Task (or input) hashes already answered in the datasets named by --exclude."""
+    names = [n.strip() for n in (settings.exclude or "").split(",") if n.strip()]
+    kv = await ensure_streams(nc.jetstream())
+    hashes: set[int] = set()
+    for name in names:
+        validate_dataset_name(name)
+        await get_dataset(kv, name)
+        async for event in answers(nc, name):
+            hashes.add(event.task_hash if settings.exclude_by == "task" else event.input_hash)
+    return hashes
+
+
 async def load_components(url: str, components: Components, settings: Settings) -> LoadSummary:
     """Configure the dataset and queue the recipe's stream, with a progress bar."""
     nc = await connect(url)
     try:
         kv = await ensure_streams(nc.jetstream())
-        config = dict(components.config)
+        routing = routing_of(settings)
+        try:
+            _check_same_routing(await get_dataset(kv, components.dataset), routing)
+        except UnknownDataset:
+            pass
+        excluded = await _excluded_hashes(nc, settings)
+        key = "_task_hash" if settings.exclude_by == "task" else "_input_hash"
+        skipped = 0
+
+        def kept(stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            nonlocal skipped
+            for task in stream:
+                if excluded and int(task[key]) in excluded:
+                    skipped += 1
+                    continue
+                yield task
+
+        config = {**components.config, "routing": routing}
         await Ledger(nc).append(
             [
                 DatasetConfigured(
@@ -94,36 +150,31 @@ async def load_components(url: str, components: Components, settings: Settings) 
         ) as bar:
             job = bar.add_task("queue", total=components.total)
             summary = await load_tasks(
-                nc, components.dataset, components.stream, on_progress=lambda n: bar.advance(job, n)
+                nc, components.dataset, kept(components.stream), on_progress=lambda n: bar.advance(job, n)
             )
-        total = await count_tasks(nc, components.dataset)
-        await save_dataset(
-            kv,
-            DatasetInfo(
-                dataset=components.dataset,
-                recipe=components.recipe,
-                view_id=components.view_id,
-                config=config,
-                total=total,
-                ack_wait=settings.ack_wait,
-            ),
+        summary.read += skipped
+        summary.excluded = skipped
+        info = DatasetInfo(
+            dataset=components.dataset,
+            recipe=components.recipe,
+            view_id=components.view_id,
+            config=components.config,
+            total=await count_tasks(nc, components.dataset),
+            **routing,
         )
-        await ensure_consumer(
-            nc, components.dataset, ack_wait=settings.ack_wait, max_ack_pending=settings.max_ack_pending
-        )
+        await save_dataset(kv, info)
+        await ensure_consumers(nc, route_of(info))
         return summary
     finally:
         await nc.close()
 
 
-async def _check_dataset(url: str, dataset: str, settings: Settings) -> DatasetInfo:
+async def _check_dataset(url: str, dataset: str) -> DatasetInfo:
     nc = await connect(url)
     try:
         kv = await ensure_streams(nc.jetstream())
         info = await get_dataset(kv, dataset)
-        await ensure_consumer(
-            nc, dataset, ack_wait=settings.ack_wait, max_ack_pending=settings.max_ack_pending
-        )
+        await ensure_consumers(nc, route_of(info))
         return info
     finally:
         await nc.close()
@@ -225,6 +276,11 @@ def serve_components(
 ) -> None:
     """Start (or find) NATS, load `components` if given, and serve `dataset`."""
     check_port(settings.host, settings.port)
+    if not bind_address(settings.host).startswith("127.") and not settings.users_file:
+        console.print(
+            f"[yellow]⚠ Listening on {settings.host} without credentials: anyone who can reach this "
+            f"port can annotate. Set QUORUM_USERS_FILE (see 'quorum users add') or bind to localhost.[/]"
+        )
     settings = settings.with_overrides(dataset=dataset)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
         if components is not None:
@@ -232,7 +288,7 @@ def serve_components(
             if on_loaded:
                 on_loaded(summary)
         else:
-            asyncio.run(_check_dataset(url, dataset, settings))
+            asyncio.run(_check_dataset(url, dataset))
         where = (
             "embedded NATS, data in " + str(settings.data_dir) if not settings.nats_url else f"NATS at {url}"
         )

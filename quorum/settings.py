@@ -106,6 +106,69 @@ SETTINGS: tuple[Setting, ...] = (
         "info",
         "Log level of the JSON logs: debug, info, warning or error.",
     ),
+    Setting(
+        "feed_overlap",
+        "QUORUM_FEED_OVERLAP",
+        bool,
+        False,
+        "Every session annotates every task (true), or each task goes to one session (false).",
+    ),
+    Setting(
+        "annotations_per_task",
+        "QUORUM_ANNOTATIONS_PER_TASK",
+        int,
+        None,
+        "Each task is answered by exactly this many distinct sessions (not with feed_overlap).",
+    ),
+    Setting(
+        "exclude",
+        "QUORUM_EXCLUDE",
+        str,
+        None,
+        "Comma-separated datasets whose answered tasks are skipped when loading.",
+    ),
+    Setting(
+        "exclude_by",
+        "QUORUM_EXCLUDE_BY",
+        str,
+        "task",
+        "Compare tasks for --exclude by 'task' hash or by 'input' hash.",
+    ),
+    Setting(
+        "allowed_sessions",
+        "QUORUM_ALLOWED_SESSIONS",
+        str,
+        None,
+        "Comma-separated session names allowed to annotate; others get 403. Unset: any.",
+    ),
+    Setting(
+        "users_file",
+        "QUORUM_USERS_FILE",
+        Path,
+        None,
+        "File of annotator credentials (made with 'quorum users add'); enables login.",
+    ),
+    Setting(
+        "admin_token",
+        "QUORUM_ADMIN_TOKEN",
+        str,
+        None,
+        "Bearer token for operator endpoints such as /progress; required off localhost.",
+    ),
+    Setting(
+        "instant_submit",
+        "QUORUM_INSTANT_SUBMIT",
+        bool,
+        False,
+        "The web app sends each answer at once instead of batching the outbox.",
+    ),
+    Setting(
+        "session_idle",
+        "QUORUM_SESSION_IDLE",
+        float,
+        30 * 86400.0,
+        "Seconds before an idle session's full-overlap consumer is deleted by NATS.",
+    ),
 )
 
 
@@ -127,6 +190,22 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     secret: str | None = None
     log_level: str = "info"
+    feed_overlap: bool = False
+    annotations_per_task: int | None = None
+    exclude: str | None = None
+    exclude_by: str = "task"
+    allowed_sessions: str | None = None
+    users_file: Path | None = None
+    admin_token: str | None = None
+    instant_submit: bool = False
+    session_idle: float = 30 * 86400.0
+
+    @property
+    def session_allow_list(self) -> frozenset[str] | None:
+        """Sessions allowed to annotate, or None when any session may."""
+        if not self.allowed_sessions:
+            return None
+        return frozenset(name.strip() for name in self.allowed_sessions.split(",") if name.strip())
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None `overrides` applied (CLI options win over env)."""
@@ -143,10 +222,18 @@ class Settings:
         return env
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _convert(setting: Setting, raw: str) -> Any:
     try:
         if setting.type is Path:
             return Path(raw)
+        if setting.type is bool:
+            if raw.lower() in _TRUE + _FALSE:
+                return raw.lower() in _TRUE
+            raise ValueError(raw)
         return setting.type(raw)
     except ValueError:
         raise InvalidSetting(
@@ -154,7 +241,15 @@ def _convert(setting: Setting, raw: str) -> Any:
         ) from None
 
 
-_POSITIVE = ("workers", "batch_size", "ack_wait", "token_ttl", "max_ack_pending", "max_body_bytes")
+_POSITIVE = (
+    "workers",
+    "batch_size",
+    "ack_wait",
+    "token_ttl",
+    "max_ack_pending",
+    "max_body_bytes",
+    "session_idle",
+)
 
 
 def _validate(settings: Settings) -> Settings:
@@ -167,6 +262,18 @@ def _validate(settings: Settings) -> Settings:
             raise InvalidSetting(f"{by_name[name].env} must be a port number 0-65535")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise InvalidSetting("QUORUM_LOG_LEVEL must be one of debug, info, warning, error")
+    if settings.exclude_by not in ("task", "input"):
+        raise InvalidSetting(
+            f"QUORUM_EXCLUDE_BY / --exclude-by must be 'task' or 'input', got {settings.exclude_by!r}"
+        )
+    k = settings.annotations_per_task
+    if k is not None and k < 1:
+        raise InvalidSetting("QUORUM_ANNOTATIONS_PER_TASK / --annotations-per-task must be 1 or more")
+    if k is not None and settings.feed_overlap:
+        raise InvalidSetting(
+            "feed_overlap and annotations_per_task can't both be set: use --feed-overlap for every "
+            "session on every task, or --annotations-per-task K for exactly K sessions per task"
+        )
     return settings
 
 
@@ -183,3 +290,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if raw not in (None, ""):
             values[setting.name] = _convert(setting, raw)  # type: ignore[arg-type]
     return _validate(Settings(**values)).with_overrides(**overrides)
+
+
+def render_settings_table() -> str:
+    """The Markdown table of `docs/settings.md` (`python -m quorum.settings` prints it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        default = "unset" if setting.default is None else f"`{setting.default}`"
+        rows.append(f"| `{setting.env}` | {default} | {setting.help} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_settings_table(), end="")

@@ -44,9 +44,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from quorum.cli import db_out, recipes_cmd, stats
+    from quorum.cli import db_out, progress, recipes_cmd, stats, users
 
-    for module in (recipes_cmd, db_out, stats):
+    for module in (recipes_cmd, db_out, stats, progress, users):
         module.register(app)
 
 

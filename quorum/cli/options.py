@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["AckWait", "BatchSize", "DataDir", "Host", "Port", "Workers"]
+__all__ = [
+    "AckWait",
+    "AnnotationsPerTask",
+    "BatchSize",
+    "DataDir",
+    "Exclude",
+    "ExcludeBy",
+    "FeedOverlap",
+    "Host",
+    "Port",
+    "Workers",
+]
 
 DataDir = Annotated[
     Path | None,
@@ -31,5 +42,32 @@ AckWait = Annotated[
     float | None,
     typer.Option(
         "--ack-wait", help="Seconds before an unanswered task goes to someone else [env: QUORUM_ACK_WAIT]"
+    ),
+]
+FeedOverlap = Annotated[
+    bool | None,
+    typer.Option(
+        "--feed-overlap/--no-feed-overlap",
+        help="Every session annotates every task, or each task goes to one session [env: QUORUM_FEED_OVERLAP]",
+    ),
+]
+AnnotationsPerTask = Annotated[
+    int | None,
+    typer.Option(
+        "--annotations-per-task",
+        help="Each task answered by exactly K distinct sessions, late joiners included [env: QUORUM_ANNOTATIONS_PER_TASK]",
+    ),
+]
+Exclude = Annotated[
+    str | None,
+    typer.Option(
+        "--exclude",
+        help="Skip tasks already answered in these datasets (comma-separated) [env: QUORUM_EXCLUDE]",
+    ),
+]
+ExcludeBy = Annotated[
+    str | None,
+    typer.Option(
+        "--exclude-by", help="Compare by 'task' or 'input' hash for --exclude [env: QUORUM_EXCLUDE_BY]"
     ),
 ]

@@ -8,23 +8,37 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from quorum.cli.options import AckWait, BatchSize, DataDir, Host, Port, Workers
+from quorum.cli.options import (
+    AckWait,
+    AnnotationsPerTask,
+    BatchSize,
+    DataDir,
+    Exclude,
+    ExcludeBy,
+    FeedOverlap,
+    Host,
+    Port,
+    Workers,
+)
 from quorum.serve import serve_components
-from quorum.settings import load_settings
-from recipes.registry import get_recipe
+from quorum.settings import Settings, load_settings
+from recipes.registry import Components, get_recipe
 
 __all__ = ["register"]
 
 console = Console(stderr=True)
 
 
-def _serve(components: object, dataset: str, **options: object) -> None:
-    settings = load_settings(None, **options)
+def _settings(**options: object) -> Settings:
+    """Settings from the environment with the command's options on top, checked first."""
+    return load_settings(None, **options)
 
+
+def _serve(components: Components | None, dataset: str, settings: Settings) -> None:
     def loaded(summary: object) -> None:
         console.print(f"[green]✔[/] {dataset}: {summary}")
 
-    serve_components(components, settings, dataset, on_loaded=loaded)  # type: ignore[arg-type]
+    serve_components(components, settings, dataset, on_loaded=loaded)
 
 
 def ner_manual(
@@ -39,6 +53,10 @@ def ner_manual(
     loader: Annotated[
         str | None, typer.Option(help="Loader to use instead of the file suffix: jsonl, json, csv, txt")
     ] = None,
+    feed_overlap: FeedOverlap = None,
+    annotations_per_task: AnnotationsPerTask = None,
+    exclude: Exclude = None,
+    exclude_by: ExcludeBy = None,
     data_dir: DataDir = None,
     host: Host = None,
     port: Port = None,
@@ -49,12 +67,13 @@ def ner_manual(
     """Highlight entity spans by hand, on text tokenised by spaCy.
 
     Example: quorum ner.manual news blank:en examples/news.jsonl --label PERSON,ORG,PRODUCT,LOCATION
-    then open http://localhost:8080/?session=alex
+    then open http://localhost:8080/?session=alex  (add --annotations-per-task 2 for two annotators per text)
     """
-    components = get_recipe("ner.manual")(dataset, spacy_model, source, label, loader=loader)
-    _serve(
-        components,
-        dataset,
+    settings = _settings(
+        feed_overlap=feed_overlap,
+        annotations_per_task=annotations_per_task,
+        exclude=exclude,
+        exclude_by=exclude_by,
         data_dir=data_dir,
         host=host,
         port=port,
@@ -62,6 +81,8 @@ def ner_manual(
         batch_size=batch_size,
         ack_wait=ack_wait,
     )
+    components = get_recipe("ner.manual")(dataset, spacy_model, source, label, loader=loader)
+    _serve(components, dataset, settings)
 
 
 def textcat_manual(
@@ -74,6 +95,10 @@ def textcat_manual(
         bool, typer.Option("--exclusive", help="Labels are mutually exclusive (single choice)")
     ] = False,
     loader: Annotated[str | None, typer.Option(help="Loader to use instead of the file suffix")] = None,
+    feed_overlap: FeedOverlap = None,
+    annotations_per_task: AnnotationsPerTask = None,
+    exclude: Exclude = None,
+    exclude_by: ExcludeBy = None,
     data_dir: DataDir = None,
     host: Host = None,
     port: Port = None,
@@ -83,12 +108,13 @@ def textcat_manual(
 ) -> None:
     """Classify whole texts: one label gives accept/reject, several give a choice.
 
-    Example: quorum textcat.manual topics examples/news.jsonl --label Tech,Politics --exclusive
+    Example: quorum textcat.manual topics examples/news.jsonl --label Tech,Politics --exclusive --feed-overlap
     """
-    components = get_recipe("textcat.manual")(dataset, source, label, exclusive=exclusive, loader=loader)
-    _serve(
-        components,
-        dataset,
+    settings = _settings(
+        feed_overlap=feed_overlap,
+        annotations_per_task=annotations_per_task,
+        exclude=exclude,
+        exclude_by=exclude_by,
         data_dir=data_dir,
         host=host,
         port=port,
@@ -96,6 +122,8 @@ def textcat_manual(
         batch_size=batch_size,
         ack_wait=ack_wait,
     )
+    components = get_recipe("textcat.manual")(dataset, source, label, exclusive=exclusive, loader=loader)
+    _serve(components, dataset, settings)
 
 
 def serve(
@@ -105,22 +133,13 @@ def serve(
     port: Port = None,
     workers: Workers = None,
     batch_size: BatchSize = None,
-    ack_wait: AckWait = None,
 ) -> None:
-    """Serve an existing dataset again, without loading a source.
+    """Serve an existing dataset again, without loading a source; routing stays as configured.
 
     Example: quorum serve news --workers 2 --port 8081
     """
-    _serve(
-        None,
-        dataset,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        workers=workers,
-        batch_size=batch_size,
-        ack_wait=ack_wait,
-    )
+    settings = _settings(data_dir=data_dir, host=host, port=port, workers=workers, batch_size=batch_size)
+    _serve(None, dataset, settings)
 
 
 def register(app: typer.Typer) -> None:
