@@ -25,8 +25,8 @@ from litestar.static_files import create_static_files_router
 
 from feed.access import Access, Unauthorized, load_users
 from feed.errors import FeedError, NotReady
-from feed.status import queue_status
 from feed.service import Feed, Progress, session_from
+from feed.status import queue_status
 from ledger.connection import connect
 from ledger.errors import QuorumError, UnknownDataset
 from quorum.logging import configure_logging

@@ -51,15 +51,22 @@ async def read_holds(nc: Client, dataset: str, session: str) -> tuple[Holds, int
 
 
 async def update_holds(
-    nc: Client, dataset: str, session: str, change: Callable[[Holds], Holds], now_ms: int
+    nc: Client,
+    dataset: str,
+    session: str,
+    change: Callable[[Holds], Holds],
+    now_ms: int,
+    known: tuple[Holds, int] | None = None,
 ) -> Holds:
     """Apply `change` to the session's record with optimistic concurrency; return the result.
 
+    `known` is a record the caller just read (saves a round trip when nobody wrote since).
     Entries whose token has expired are dropped on every write: nobody can answer them.
     """
     js = nc.jetstream()
     for _ in range(_ATTEMPTS):
-        holds, seq = await read_holds(nc, dataset, session)
+        holds, seq = known if known is not None else await read_holds(nc, dataset, session)
+        known = None
         updated = change(holds)
         updated.tasks = {k: v for k, v in updated.tasks.items() if v.token_expires_ms > now_ms}
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -46,6 +47,7 @@ __all__ = ["Feed", "Progress", "load_secret", "session_from"]
 
 _decoder = msgspec.json.Decoder()
 _SECRET_KEY = "secret.tokens"
+_CONFIG_TTL = 2.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Feed:
     kv: KeyValue
     secret: bytes
     settings: Settings
+    _configs: dict[str, tuple[float, DatasetInfo]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, nc: Client, settings: Settings) -> Feed:
@@ -104,7 +107,18 @@ class Feed:
         return Ledger(self.nc)
 
     async def dataset(self, name: str) -> DatasetInfo:
-        return await get_dataset(self.kv, name)
+        """The dataset's configuration, re-read from NATS at most every couple of seconds.
+
+        A cache of what NATS holds, never the source of truth: routing can't change for
+        a dataset, and a new `total` after a reload shows within `_CONFIG_TTL`.
+        """
+        cached = self._configs.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = await get_dataset(self.kv, name)
+        self._configs[name] = (now + _CONFIG_TTL, info)
+        return info
 
     def route(self, info: DatasetInfo) -> Route:
         return route_of(info)
@@ -132,7 +146,7 @@ class Feed:
         route = self.route(info)
         count = count or self.settings.batch_size
         now = now_ms()
-        held, _ = await read_holds(self.nc, dataset, session)
+        held, held_seq = await read_holds(self.nc, dataset, session)
         tasks = await self._held_tasks(dataset, session, held, now, count) if reload else []
         msgs = await self._draw(route, session, count - len(tasks), held) if len(tasks) < count else []
         expires = now + int(self.settings.token_ttl * 1000)
@@ -144,7 +158,8 @@ class Feed:
             fresh[str(task_hash)] = HeldTask(token, now + int(route.ack_wait * 1000), expires)
             tasks.append(_present(task, token, dataset, session))
         if fresh:
-            await update_holds(self.nc, dataset, session, lambda h: _with(h, fresh), now)
+            known = (msgspec.structs.replace(held, tasks=dict(held.tasks)), held_seq)
+            await update_holds(self.nc, dataset, session, lambda h: _with(h, fresh), now, known)
         return tasks, await self.progress(info, session)
 
     async def _draw(self, route: Route, session: str, count: int, held: Holds) -> list[Msg]:
