@@ -102,6 +102,10 @@ class Access:
             raise Forbidden(f"user {user!r} may not annotate or read as session {session!r}")
         return user
 
+    def user_of(self, authorization: str | None) -> str | None:
+        """The user name a request claims (unverified; `annotator` verifies it)."""
+        return _credentials(authorization)[0] if self.users is not None else None
+
     def check_admin(self, authorization: str | None, client_is_local: bool) -> None:
         """Operator endpoints: the admin token, or a local client when none is set."""
         if self.admin_token is None:

@@ -96,10 +96,16 @@ def _session(
     dataset: str, body_session: str | None, request: Request[Any, Any, Any]
 ) -> tuple[str, str | None]:
     """The request's session, and the authenticated annotator (checked against it)."""
-    raw = request.query_params.get("session") or request.headers.get("x-quorum-session") or body_session
-    session = session_from(dataset, raw)
     access: Access = request.app.state["access"]
-    return session, access.annotator(session, request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    raw = (
+        request.query_params.get("session")
+        or request.headers.get("x-quorum-session")
+        or body_session
+        or access.user_of(authorization)  # an API client logged in as alex is session alex
+    )
+    session = session_from(dataset, raw)
+    return session, access.annotator(session, authorization)
 
 
 @get("/project", summary="The project config: dataset, view, labels, instructions")
@@ -111,6 +117,7 @@ async def project(state: State) -> dict[str, Any]:
         "recipe_name": info.recipe,
         "view_id": info.view_id,
         "batch_size": feed.settings.batch_size,
+        "instant_submit": feed.settings.instant_submit,
         **info.config,
     }
 

@@ -51,6 +51,11 @@ def test_users_annotate_only_as_themselves(team):
     assert ok.status_code == 200
 
 
+def test_basic_auth_user_is_the_session_for_api_clients(team):
+    response = team.post("/get_session_questions", json={}, auth=("bob", "bob-password"))
+    assert response.status_code == 200 and response.json()["session_id"].endswith("-bob")
+
+
 def test_unknown_session_with_allow_list_is_403(team):
     response = team.post("/get_session_questions?session=carol", json={}, auth=("carol", "whatever"))
     assert response.status_code == 403

@@ -219,8 +219,10 @@ def test_db_out_unknown_dataset(tmp_path, nats_url):
     assert "unknown dataset 'nosuchdataset'" in result.stderr.decode()
 
 
-@pytest.mark.parametrize("command", ["ner.manual", "textcat.manual", "serve", "db-out", "stats"])
+@pytest.mark.parametrize(
+    "command", ["ner.manual", "textcat.manual", "serve", "db-out", "stats", "progress", "users add"]
+)
 def test_every_command_has_help_with_an_example(command):
-    result = quorum_cli(command, "--help")
+    result = quorum_cli(*command.split(), "--help")
     assert result.returncode == 0
     assert "Example" in result.stdout.decode()
