@@ -91,9 +91,14 @@ export class Api {
     return this.call("GET", "/project");
   }
 
-  /** `POST /get_session_questions`: the next batch of tasks (maybe empty) and progress. */
-  questions() {
-    return this.call("POST", "/get_session_questions", { session_id: this.session });
+  /**
+   * `POST /get_session_questions`: the next batch of tasks (maybe empty) and progress.
+   * `reload`: this page holds none of the tasks handed to the session earlier (a fresh
+   * page load), so the server sends those back first.
+   */
+  questions({ reload = false } = {}) {
+    const body = reload ? { session_id: this.session, reload: true } : { session_id: this.session };
+    return this.call("POST", "/get_session_questions", body);
   }
 
   /** `POST /give_answers`: resolves only once the ledger has the answers. */

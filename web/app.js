@@ -19,6 +19,11 @@ const WORDS = { accept: "accepted", reject: "rejected", ignore: "ignored" };
 
 const $ = (id) => document.getElementById(id);
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+/** A server message as a sentence: capital first letter, closing full stop. */
+const sentence = (text) => {
+  const s = String(text || "").trim();
+  return s ? `${s[0].toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? "" : "."}` : "";
+};
 
 class App {
   constructor(session) {
@@ -58,6 +63,7 @@ class App {
     this.restoreCounts();
     this.outbox = new Outbox(this.api, {
       batchSize,
+      instant: Boolean(this.project.instant_submit),
       storageKey: `quorum:outbox:${dataset}:${this.session}`,
       onChange: () => this.renderStatus(),
       onSaved: (result) => this.setProgress(result),
@@ -83,7 +89,7 @@ class App {
       } catch (err) {
         const wait = Math.min(2000 * 2 ** attempt, 15000);
         this.renderEmpty(
-          `Can't load the project: ${err.message}.`,
+          `Can't load the project: ${err.message}`,
           `Trying again in ${Math.round(wait / 1000)} s. If this goes on, check that the Quorum server is running.`,
           "error",
         );
@@ -188,7 +194,7 @@ class App {
     const queue = this.queue;
     if (queue.error && !queue.loading) {
       this.renderEmpty(
-        `Can't get new tasks: ${queue.error.message}.`,
+        `Can't get new tasks: ${queue.error.message}`,
         "Trying again on its own. Your answers are kept in this browser until the server has them.",
         "error",
       );
@@ -361,24 +367,25 @@ class App {
     $("status-text").textContent = text;
     el.title =
       status.state === "offline" || status.state === "error"
-        ? `${status.error}. Retrying${retry ? ` in ${retry} s` : " now"}; press Ctrl+S to retry at once.`
+        ? `${sentence(status.error)} Retrying${retry ? ` in ${retry} s` : " now"}; press Ctrl+S to retry at once.`
         : "Answers are sent in batches; Ctrl+S sends them now.";
 
     const notice = $("notice");
     if (status.state === "error") {
       $("notice-title").textContent = "The server could not take your answers";
       $("notice-text").textContent =
-        `${status.error}. Your ${waiting} stay in this browser and are sent again ` +
+        `${sentence(status.error)} Your ${waiting} stay in this browser and are sent again ` +
         `automatically${retry ? ` in ${retry} s` : ""}. Keep annotating.`;
       $("held-actions").hidden = true;
       notice.dataset.tone = "warn";
       notice.hidden = false;
     } else if (status.held) {
       $("notice-title").textContent = `The server refused ${plural(status.held, "answer")}`;
+      const one = status.held === 1;
       $("notice-text").textContent =
-        `${status.heldMessage}. They are kept in this browser. Retry sends them again ` +
-        "(after fixing the cause, e.g. a reload for fresh tasks); Discard lets them go, " +
-        "and their tasks go back to the queue for someone else.";
+        `${sentence(status.heldMessage)} ${one ? "The answer stays" : "The answers stay"} in this ` +
+        `browser: Retry now sends ${one ? "it" : "them"} again, Discard lets ` +
+        `${one ? "it go and its task goes" : "them go and their tasks go"} back to the queue.`;
       $("held-actions").hidden = false;
       notice.dataset.tone = "error";
       notice.hidden = false;

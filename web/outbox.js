@@ -19,11 +19,16 @@ const keyOf = (answer) => String(answer._task_hash);
 export class Outbox {
   /**
    * @param {import("./api.js").Api} api
-   * @param {{batchSize?: number, storageKey?: string|null, onChange?: Function, onSaved?: Function}} options
+   * @param {{batchSize?: number, instant?: boolean, storageKey?: string|null,
+   *          onChange?: Function, onSaved?: Function}} options
    */
-  constructor(api, { batchSize = 10, storageKey = null, onChange = () => {}, onSaved = () => {} } = {}) {
+  constructor(
+    api,
+    { batchSize = 10, instant = false, storageKey = null, onChange = () => {}, onSaved = () => {} } = {},
+  ) {
     this.api = api;
     this.batchSize = Math.max(1, batchSize);
+    this.instant = instant; // send every answer at once (QUORUM_INSTANT_SUBMIT)
     this.storageKey = storageKey;
     this.onChange = onChange;
     this.onSaved = onSaved;
@@ -49,7 +54,7 @@ export class Outbox {
     this.entries.set(key, { key, answer, held: false, error: null });
     this.changed();
     if (this.retryTimer) return; // backing off: the retry timer sends it
-    if (this.pending().length >= this.batchSize) this.flush();
+    if (this.instant || this.pending().length >= this.batchSize) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
   }
 

@@ -2,7 +2,8 @@
 //
 // The next batch is requested while a few tasks are still queued (prefetch), so the
 // next question is always on screen the moment a key is pressed. When the server has
-// nothing, or cannot be reached, the queue asks again later on its own.
+// nothing, or cannot be reached, the queue asks again later on its own. The first
+// request of a page load says `reload`, so tasks an earlier page held come back.
 
 const POLL_MS = [2000, 4000, 8000, 15000];
 
@@ -27,6 +28,7 @@ export class TaskQueue {
     this.polls = 0;
     this.pollTimer = null;
     this.requests = 0;
+    this.reload = true; // until the first answer from the server
   }
 
   get length() {
@@ -58,8 +60,9 @@ export class TaskQueue {
     if (this.loading) return this.loading;
     this.requests += 1;
     this.loading = this.api
-      .questions()
+      .questions({ reload: this.reload })
       .then((data) => {
+        this.reload = false;
         this.error = null;
         this.onProgress(data);
         let added = 0;
