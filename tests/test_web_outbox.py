@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from recipes.textcat import textcat_manual
-from tests.browser import AnnotationPage, db_out, launch_chromium, off_loop, write_jsonl
+from tests.browser import AnnotationPage, db_out, launch_chromium, off_loop, until, write_jsonl
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
@@ -85,6 +85,36 @@ def test_outbox_survives_a_server_restart(
     assert app.errors == []
 
 
+def test_waiting_answers_survive_a_reload_and_leave_with_the_page(
+    page, settings, dataset_name, load, start_server, nats_url, tmp_path: Path
+):
+    source = write_jsonl(tmp_path / "texts.jsonl", texts(6))
+    off_loop(load, textcat_manual(dataset_name, source, "Tech"))
+    server = start_server(settings, dataset_name, workers=1)
+    app = AnnotationPage(page, server.url).open("ida")
+
+    # The network drops every answer; the tab is then reloaded (think: a crash).
+    page.route(ANSWERS, lambda route: route.abort())
+    first = app.task()
+    app.answer("a")
+    app.press("Control+s")
+    app.wait_status("offline")
+    page.reload()
+    app.wait_for_task()
+    assert app.state()["outbox"] == 1  # restored from localStorage
+    assert app.task() != first  # an answered task is not asked again
+    page.unroute(ANSWERS)
+    app.save()
+    assert answers_by_id(db_out(dataset_name, nats_url)) == {1: "accept"}
+
+    # An answer still waiting for its batch leaves with the page (keepalive on pagehide).
+    app.answer("x")
+    assert app.state()["outbox"] == 1
+    page.goto("about:blank")
+    until(lambda: len(db_out(dataset_name, nats_url)) == 2, timeout=10)
+    assert answers_by_id(db_out(dataset_name, nats_url)) == {1: "accept", 2: "reject"}
+
+
 def test_prefetch_never_makes_a_key_press_wait(page, settings, dataset_name, load, start_server, tmp_path):
     source = write_jsonl(tmp_path / "texts.jsonl", texts(12))
     off_loop(load, textcat_manual(dataset_name, source, "Tech"))
@@ -108,7 +138,7 @@ def test_prefetch_never_makes_a_key_press_wait(page, settings, dataset_name, loa
     for _ in range(3):
         app.answer("a")  # waits for the next question, with every request hanging
     timings = page.evaluate("window.__timings")
-    assert len(timings) == 3 and max(timings) < 100, timings
+    assert len(timings) == 3 and max(timings) < 150, timings
     # The next batch was asked for while tasks were still queued (and is still in flight).
     assert any(QUESTIONS.search(route.request.url) for route in held)
     assert app.state()["loading"]
@@ -119,7 +149,7 @@ def test_prefetch_never_makes_a_key_press_wait(page, settings, dataset_name, loa
     page.unroute(ANSWERS)
     app.wait_until("() => window.quorum.inspect().queued >= 4")
     app.answer("a")  # the prefetched batch takes over without a round trip
-    assert page.evaluate("window.__timings").pop() < 100
+    assert page.evaluate("window.__timings").pop() < 150
     app.save()
     assert app.errors == []
 

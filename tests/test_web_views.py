@@ -217,10 +217,12 @@ def test_classification_accept_reject_ignore(
     assert all(row["label"] == "Politics" for row in rows.values())
 
 
-def test_help_lists_the_keys(page, settings, dataset_name, load, start_server, tmp_path: Path):
+def test_help_session_prompt_and_a_refused_session(
+    page, settings, dataset_name, load, start_server, tmp_path
+):
     source = write_jsonl(tmp_path / "topics.jsonl", TOPICS)
     off_loop(load, textcat_manual(dataset_name, source, "Politics"))
-    server = start_server(settings, dataset_name, workers=1)
+    server = start_server(settings, dataset_name, workers=1, allowed_sessions="help,robin")
     app = AnnotationPage(page, server.url).open("help")
     app.press("?")
     help_text = page.inner_text("#help")
@@ -229,6 +231,7 @@ def test_help_lists_the_keys(page, settings, dataset_name, load, start_server, t
     app.screenshot("help")
     app.press("Escape")
     assert not page.locator("#help").is_visible()
+
     # The page without a session asks for one instead of failing.
     page.goto(f"{server.url}/")
     page.fill("#session-input", "robin")
@@ -238,6 +241,14 @@ def test_help_lists_the_keys(page, settings, dataset_name, load, start_server, t
     page.wait_for_selector("text=No tasks available right now.")
     assert page.inner_text("#session") == "robin"
     app.screenshot("no_tasks")
+
+    # A session the server refuses (403) is told why and what to do.
+    page.goto(f"{server.url}/?session=zed")
+    page.wait_for_selector("text=The server won't hand out tasks to “zed”")
+    card = page.inner_text("#card")
+    assert "not allowed to annotate here" in card and "ask the project owner" in card
+    app.screenshot("refused_session")
+    assert app.errors == []
 
 
 def test_bad_tasks_render_a_message_in_the_card(

@@ -9,21 +9,15 @@
 import { Api } from "./api.js";
 import { h } from "./dom.js";
 import { Outbox } from "./outbox.js";
+import { renderNotice, renderProgress, renderSession, renderStatus, sentence } from "./panels.js";
 import { TaskQueue } from "./queue.js";
+import { askForSession, sessionFromUrl } from "./session.js";
 import { createView } from "./views/index.js";
 
-const SESSION_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 const HISTORY_LIMIT = 50;
-const ICONS = { accept: "✓", reject: "✗", ignore: "⊘" };
 const WORDS = { accept: "accepted", reject: "rejected", ignore: "ignored" };
 
 const $ = (id) => document.getElementById(id);
-const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-/** A server message as a sentence: capital first letter, closing full stop. */
-const sentence = (text) => {
-  const s = String(text || "").trim();
-  return s ? `${s[0].toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? "" : "."}` : "";
-};
 
 class App {
   constructor(session) {
@@ -89,8 +83,9 @@ class App {
       } catch (err) {
         const wait = Math.min(2000 * 2 ** attempt, 15000);
         this.renderEmpty(
-          `Can't load the project: ${err.message}`,
-          `Trying again in ${Math.round(wait / 1000)} s. If this goes on, check that the Quorum server is running.`,
+          "Can't load the project",
+          `${sentence(err.message)} Trying again in ${Math.round(wait / 1000)} s. ` +
+            "If this goes on, check that the Quorum server is running.",
           "error",
         );
         await new Promise((resolve) => setTimeout(resolve, wait));
@@ -192,10 +187,18 @@ class App {
 
   renderWaiting() {
     const queue = this.queue;
-    if (queue.error && !queue.loading) {
+    if (queue.error && !queue.loading && !queue.error.retryable) {
       this.renderEmpty(
-        `Can't get new tasks: ${queue.error.message}`,
-        "Trying again on its own. Your answers are kept in this browser until the server has them.",
+        `The server won't hand out tasks to “${this.session}”`,
+        `${sentence(queue.error.message)} Check the session name in the address ` +
+          "(?session=NAME). This page keeps asking, slowly.",
+        "error",
+      );
+    } else if (queue.error && !queue.loading) {
+      this.renderEmpty(
+        "Can't get new tasks",
+        `${sentence(queue.error.message)} Trying again on its own; your answers are kept in ` +
+          "this browser until the server has them.",
         "error",
       );
     } else if (queue.loading || queue.requests === 0) {
@@ -352,75 +355,13 @@ class App {
   renderStatus() {
     if (!this.outbox) return;
     const status = this.outbox.status();
-    const el = $("status");
-    el.dataset.state = status.state;
-    const waiting = plural(status.waiting, "answer");
-    const retry = status.retryAt ? Math.max(1, Math.ceil((status.retryAt - Date.now()) / 1000)) : 0;
-    const text = {
-      saved: this.history.length || this.counts.accept ? "All answers saved" : "Ready",
-      waiting: `${waiting} to send`,
-      saving: `Saving ${waiting}…`,
-      offline: `offline — ${waiting} waiting`,
-      error: `server error — ${waiting} waiting`,
-      held: `${plural(status.held, "answer")} not accepted`,
-    }[status.state];
-    $("status-text").textContent = text;
-    el.title =
-      status.state === "offline" || status.state === "error"
-        ? `${sentence(status.error)} Retrying${retry ? ` in ${retry} s` : " now"}; press Ctrl+S to retry at once.`
-        : "Answers are sent in batches; Ctrl+S sends them now.";
-
-    const notice = $("notice");
-    if (status.state === "error") {
-      $("notice-title").textContent = "The server could not take your answers";
-      $("notice-text").textContent =
-        `${sentence(status.error)} Your ${waiting} stay in this browser and are sent again ` +
-        `automatically${retry ? ` in ${retry} s` : ""}. Keep annotating.`;
-      $("held-actions").hidden = true;
-      notice.dataset.tone = "warn";
-      notice.hidden = false;
-    } else if (status.held) {
-      $("notice-title").textContent = `The server refused ${plural(status.held, "answer")}`;
-      const one = status.held === 1;
-      $("notice-text").textContent =
-        `${sentence(status.heldMessage)} ${one ? "The answer stays" : "The answers stay"} in this ` +
-        `browser: Retry now sends ${one ? "it" : "them"} again, Discard lets ` +
-        `${one ? "it go and its task goes" : "them go and their tasks go"} back to the queue.`;
-      $("held-actions").hidden = false;
-      notice.dataset.tone = "error";
-      notice.hidden = false;
-    } else {
-      notice.hidden = true;
-    }
+    renderStatus(status, this.history.length > 0 || this.counts.accept + this.counts.reject + this.counts.ignore > 0);
+    renderNotice(status);
   }
 
   renderSide() {
-    const p = this.progress;
-    if (p) {
-      const share = p.total ? p.answered / p.total : 0;
-      $("progress-fill").style.width = `${(share * 100).toFixed(1)}%`;
-      $("progressbar").setAttribute("aria-valuenow", String(Math.round(share * 100)));
-      $("progress-text").textContent = `${p.answered.toLocaleString()} / ${p.total.toLocaleString()}`;
-      $("progress-share").textContent = `${Math.floor(share * 100)}%`;
-    }
-    const { accept, reject, ignore } = this.counts;
-    $("count-accept").textContent = accept;
-    $("count-reject").textContent = reject;
-    $("count-ignore").textContent = ignore;
-    $("count-total").textContent = accept + reject + ignore;
-    const recent = this.history.slice(-8).reverse();
-    $("history").replaceChildren(
-      ...recent.map((entry) => {
-        const decision = entry.answer.answer;
-        return h(
-          "li",
-          { class: `history-item ${decision}` },
-          h("span", { class: "history-icon", "aria-label": decision }, ICONS[decision]),
-          h("span", { class: "history-text" }, summary(entry.answer)),
-        );
-      }),
-    );
-    $("history-empty").hidden = recent.length > 0;
+    if (this.progress) renderProgress(this.progress);
+    renderSession(this.counts, this.history.slice(-8).reverse().map((entry) => entry.answer));
     this.renderStatus();
   }
 
@@ -456,16 +397,6 @@ class App {
   }
 }
 
-function summary(answer) {
-  const text = typeof answer.text === "string" && answer.text.trim() ? answer.text.trim() : "(no text)";
-  const short = text.length > 70 ? `${text.slice(0, 69)}…` : text;
-  if (Array.isArray(answer.spans) && answer.spans.length) {
-    return `${short} — ${answer.spans.map((s) => s.label).join(", ")}`;
-  }
-  if (Array.isArray(answer.accept) && answer.accept.length) return `${short} — ${answer.accept.join(", ")}`;
-  return short;
-}
-
 function isTyping(target) {
   return (
     target instanceof HTMLElement &&
@@ -473,61 +404,17 @@ function isTyping(target) {
   );
 }
 
-/** No usable `?session=`: ask for a name, then reload with it. */
-function askForSession(given) {
-  const card = $("card");
-  card.classList.add("is-empty");
-  $("card-body").replaceChildren();
-  const input = h("input", {
-    id: "session-input",
-    name: "session",
-    autocomplete: "username",
-    required: true,
-    pattern: "[A-Za-z0-9_\\-]{1,128}",
-    placeholder: "e.g. alex",
-    value: given && SESSION_NAME.test(given) ? given : null,
-  });
-  const form = h(
-    "form",
-    {
-      class: "session-form",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const name = input.value.trim();
-        if (!SESSION_NAME.test(name)) return;
-        const url = new URL(location.href);
-        url.searchParams.set("session", name);
-        location.assign(url);
-      },
-    },
-    h("p", { class: "empty-title" }, "Who is annotating?"),
-    given
-      ? h(
-          "p",
-          { class: "problem" },
-          `“${given}” can't be a session name: use 1–128 letters, digits, _ or -.`,
-        )
-      : h("p", { class: "muted" }, "Your answers are recorded under this session name (letters, digits, _ or -)."),
-    h("label", { for: "session-input", class: "visually-hidden" }, "Session name"),
-    h("div", { class: "session-row" }, input, h("button", { type: "submit", class: "action primary" }, "Start")),
-  );
-  $("card-body").append(form);
-  $("hint").textContent = "";
-  for (const id of ["btn-accept", "btn-reject", "btn-ignore"]) $(id).disabled = true;
-  input.focus();
-}
-
 function main() {
-  const session = new URLSearchParams(location.search).get("session");
-  if (!session || !SESSION_NAME.test(session)) {
-    askForSession(session);
+  const session = sessionFromUrl();
+  if (!session) {
+    askForSession();
     return;
   }
   const app = new App(session);
   window.quorum = { inspect: () => app.inspect() };
   app.start().catch((err) => {
     console.error(err);
-    app.renderEmpty(`Something went wrong: ${err.message}`, "Reload the page to try again.", "error");
+    app.renderEmpty("Something went wrong", `${sentence(err.message)} Reload the page to try again.`, "error");
   });
 }
 

@@ -25,7 +25,10 @@ export function create(task, ctx) {
   let releases = 0; // pointer releases so far, to tell a double-click's own clicks apart
   let removedAtRelease = -10;
 
-  const container = h("div", { class: "text ner", lang: ctx.project.lang || null });
+  if (!labels.length) {
+    problems.push("This project has no labels to highlight with. You can still accept, reject or ignore.");
+  }
+  const container = h("div", { class: "text ner", dir: "auto", lang: ctx.project.lang || null });
   /** @type {HTMLElement[]} */
   let tokenEls = [];
 

@@ -9,7 +9,7 @@ import { checkSpans, textProblems } from "./spans.js";
 export function renderText(task, labels) {
   const text = typeof task.text === "string" ? task.text : "";
   const { spans, problems } = checkSpans(task.spans, text);
-  const block = h("div", { class: "text" });
+  const block = h("div", { class: "text", dir: "auto" });
   let at = 0;
   for (const span of spans) {
     if (span.start > at) block.append(text.slice(at, span.start));

@@ -1,0 +1,104 @@
+// What the page says around the card: the status line, the notice, progress and the
+// session panel. Pure rendering: each function takes data and updates its elements.
+
+import { h } from "./dom.js";
+
+const ICONS = { accept: "✓", reject: "✗", ignore: "⊘" };
+const $ = (id) => document.getElementById(id);
+
+export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** A server message as a sentence of its own: capital first letter, full stop. */
+export function sentence(text) {
+  const s = String(text || "").trim();
+  if (!s) return s;
+  return `${s[0].toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? "" : "."}`;
+}
+
+const secondsUntil = (at) => (at ? Math.max(1, Math.ceil((at - Date.now()) / 1000)) : 0);
+
+/** The quiet status line in the top bar, from `Outbox.status()`. */
+export function renderStatus(status, answeredAny) {
+  const el = $("status");
+  el.dataset.state = status.state;
+  const waiting = plural(status.waiting, "answer");
+  $("status-text").textContent = {
+    saved: answeredAny ? "All answers saved" : "Ready",
+    waiting: `${waiting} to send`,
+    saving: `Saving ${waiting}…`,
+    offline: `offline — ${waiting} waiting`,
+    error: `server error — ${waiting} waiting`,
+    held: `${plural(status.held, "answer")} not accepted`,
+  }[status.state];
+  const retry = secondsUntil(status.retryAt);
+  el.title =
+    status.state === "offline" || status.state === "error"
+      ? `${sentence(status.error)} Retrying${retry ? ` in ${retry} s` : " now"}; Ctrl+S retries at once.`
+      : "Answers are sent in batches; Ctrl+S sends them now.";
+}
+
+/** The notice for what needs the annotator's attention: a server error, refused answers. */
+export function renderNotice(status) {
+  const notice = $("notice");
+  if (status.state === "error") {
+    const retry = secondsUntil(status.retryAt);
+    $("notice-title").textContent = "The server could not take your answers";
+    $("notice-text").textContent =
+      `${sentence(status.error)} Your ${plural(status.waiting, "answer")} stay in this browser and ` +
+      `are sent again automatically${retry ? ` in ${retry} s` : ""}. Keep annotating.`;
+    $("held-actions").hidden = true;
+    notice.dataset.tone = "warn";
+    notice.hidden = false;
+  } else if (status.held) {
+    const one = status.held === 1;
+    $("notice-title").textContent = `The server refused ${plural(status.held, "answer")}`;
+    $("notice-text").textContent =
+      `${sentence(status.heldMessage)} ${one ? "The answer stays" : "The answers stay"} in this ` +
+      `browser: Retry now sends ${one ? "it" : "them"} again, Discard lets ` +
+      `${one ? "it go and its task goes" : "them go and their tasks go"} back to the queue.`;
+    $("held-actions").hidden = false;
+    notice.dataset.tone = "error";
+    notice.hidden = false;
+  } else {
+    notice.hidden = true;
+  }
+}
+
+/** The dataset's progress (everyone's answers), from any API response. */
+export function renderProgress({ answered, total }) {
+  const share = total ? answered / total : 0;
+  $("progress-fill").style.width = `${(share * 100).toFixed(1)}%`;
+  $("progressbar").setAttribute("aria-valuenow", String(Math.round(share * 100)));
+  $("progress-text").textContent = `${answered.toLocaleString()} / ${total.toLocaleString()}`;
+  $("progress-share").textContent = `${Math.floor(share * 100)}%`;
+}
+
+/** This session's counts and its most recent answers (newest first). */
+export function renderSession(counts, recent) {
+  const { accept, reject, ignore } = counts;
+  $("count-accept").textContent = accept;
+  $("count-reject").textContent = reject;
+  $("count-ignore").textContent = ignore;
+  $("count-total").textContent = accept + reject + ignore;
+  $("history").replaceChildren(
+    ...recent.map((answer) =>
+      h(
+        "li",
+        { class: `history-item ${answer.answer}` },
+        h("span", { class: "history-icon", "aria-label": answer.answer }, ICONS[answer.answer]),
+        h("span", { class: "history-text" }, summary(answer)),
+      ),
+    ),
+  );
+  $("history-empty").hidden = recent.length > 0;
+}
+
+function summary(answer) {
+  const text = typeof answer.text === "string" && answer.text.trim() ? answer.text.trim() : "(no text)";
+  const short = text.length > 70 ? `${text.slice(0, 69)}…` : text;
+  if (Array.isArray(answer.spans) && answer.spans.length) {
+    return `${short} — ${answer.spans.map((s) => s.label).join(", ")}`;
+  }
+  if (Array.isArray(answer.accept) && answer.accept.length) return `${short} — ${answer.accept.join(", ")}`;
+  return short;
+}
