@@ -284,16 +284,25 @@ def test_bad_tasks_render_a_message_in_the_card(
 def test_unknown_view_falls_back_to_text_with_a_message(
     page, settings, dataset_name, load, start_server, nats_url
 ):
-    tasks = [set_hashes({"text": "A task for a view nobody wrote.", "meta": {"id": 1}})]
-    off_loop(load, Components(recipe="custom", dataset=dataset_name, view_id="bogus", stream=tasks, total=1))
+    text = "A task for a view nobody wrote <b>and no HTML</b>."
+    tasks = [set_hashes({"text": text, "meta": {"id": 1}})]
+    config = {"labels": [], "instructions": "Read each text.\nAnswer honestly."}
+    off_loop(
+        load,
+        Components(
+            recipe="custom", dataset=dataset_name, view_id="bogus", stream=tasks, config=config, total=1
+        ),
+    )
     server = start_server(settings, dataset_name, workers=1)
     app = AnnotationPage(page, server.url).open("pat")
 
     assert "“bogus”" in page.inner_text("#problems")
-    assert app.text() == "A task for a view nobody wrote."
+    assert app.text() == text  # task text is shown as text, never parsed as HTML
+    assert page.locator("#card-body b").count() == 0
+    page.click("#instructions summary")
+    assert page.inner_text("#instructions-text") == "Read each text.\nAnswer honestly."
     app.screenshot("bad_unknown_view")
-    app.press("a")
-    app.wait_until("() => window.quorum.inspect().counts.accept === 1")
+    app.answer("a")
     app.save()
     rows = db_out(dataset_name, nats_url)
-    assert [row["answer"] for row in rows] == ["accept"]
+    assert [(row["text"], row["answer"]) for row in rows] == [(text, "accept")]
