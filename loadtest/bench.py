@@ -274,8 +274,17 @@ def matrix(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _ms(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ceiling(result: dict[str, Any]) -> str:
+    """Answers/s the cores could carry at this CPU cost per answer, the driver's share aside."""
+    per_answer = result["server_cpu_ms_per_answer"]
+    if not per_answer:
+        return "-"
+    driver_per_answer = result["cpu_seconds"].get("driver", 0.0) * 1000 / max(result["answers"], 1)
+    return f"{result['cores'] * 1000 / (per_answer + driver_per_answer):,.0f}"
 
 
 def _load_shape(result: dict[str, Any]) -> str:
@@ -341,6 +350,9 @@ def render(result: dict[str, Any]) -> str:
         f"  answers/s   {result['answers_per_s']:>10,.1f}   ({result['answers']:,} answers acknowledged "
         "with 200 inside the window)",
         f"  requests/s  {result['requests_per_s']:>10,.1f}",
+        f"  server CPU  {_ms(result['server_cpu_ms_per_answer'], 3):>10} ms per answer "
+        f"(workers + nats-server; the ceiling on {result['cores']} cores is about "
+        f"{_ceiling(result)} answers/s)",
         "",
         f"  {'endpoint':<24}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'non-200':>9}",
@@ -355,7 +367,9 @@ def render(result: dict[str, Any]) -> str:
         f"  CPU core-seconds in the window ({result['cores']} cores x {result['duration_s']:g} s = "
         f"{result['cores'] * result['duration_s']:g} available): "
         + ", ".join(
-            f"{k} {cpu[k]:.1f}" for k in ("workers", "nats", "granian", "driver", "other") if k in cpu
+            f"{k} {cpu[k]:.1f}"
+            for k in ("workers", "nats", "granian", "driver", "other", "irq", "steal")
+            if k in cpu
         ),
         "",
     ]
@@ -370,11 +384,13 @@ def render_matrix(results: list[dict[str, Any]]) -> str:
     header = (
         f"{'sessions':>8}{'workers':>8}{'answers/s':>11}{'req/s':>9}"
         f"{'q p50':>8}{'q p99':>8}{'a p50':>8}{'a p99':>8}{'errors':>8}{'empty':>7}"
-        f"{'srv cpu':>9}{'drv cpu':>9}{'other':>7}"
+        f"{'ms/ans':>8}{'srv cpu':>9}{'drv cpu':>9}{'other':>7}{'irq':>6}"
     )
     lines = [
         "Quorum feed benchmark matrix (latencies in ms; q = /get_session_questions, a = /give_answers;",
-        "cpu = share of all cores in the window; NATS sync_interval: always)",
+        "cpu = share of all cores in the window, other = everyone else's processes, irq = interrupts",
+        "and softirqs such as loopback networking; ms/ans = server CPU per acknowledged answer;",
+        "NATS sync_interval: always)",
         header,
     ]
     for r in results:
@@ -386,8 +402,9 @@ def render_matrix(results: list[dict[str, Any]]) -> str:
             f"{r['sessions']:>8}{r['workers']:>8}{r['answers_per_s']:>11,.1f}{r['requests_per_s']:>9,.1f}"
             f"{_ms(q['p50_ms']):>8}{_ms(q['p99_ms']):>8}{_ms(a['p50_ms']):>8}{_ms(a['p99_ms']):>8}"
             f"{_non_200(q) + _non_200(a):>8}{r['empty_batches']:>7}"
+            f"{_ms(r['server_cpu_ms_per_answer'], 3):>8}"
             f"{server / available:>9.0%}{cpu.get('driver', 0) / available:>9.0%}"
-            f"{cpu.get('other', 0) / available:>7.0%}"
+            f"{cpu.get('other', 0) / available:>7.0%}{cpu.get('irq', 0) / available:>6.0%}"
         )
     first = results[0]
     lines += [
