@@ -279,12 +279,18 @@ def _ms(value: float | None, digits: int = 1) -> str:
 
 
 def _ceiling(result: dict[str, Any]) -> str:
-    """Answers/s the cores could carry at this CPU cost per answer, the driver's share aside."""
+    """Answers/s the cores could carry at this CPU cost per answer, server and driver.
+
+    Only for closed-loop runs: an answer costs more CPU at low load (fewer requests per
+    event-loop wake-up, fewer messages per socket write), so a paced run's cost would
+    understate the ceiling.
+    """
     per_answer = result["server_cpu_ms_per_answer"]
-    if not per_answer:
-        return "-"
+    if not per_answer or result.get("offered_rate") or result["think_s"]:
+        return ""
     driver_per_answer = result["cpu_seconds"].get("driver", 0.0) * 1000 / max(result["answers"], 1)
-    return f"{result['cores'] * 1000 / (per_answer + driver_per_answer):,.0f}"
+    ceiling = result["cores"] * 1000 / (per_answer + driver_per_answer)
+    return f"; were CPU the only limit, {result['cores']} cores would carry ~{ceiling:,.0f} answers/s"
 
 
 def _load_shape(result: dict[str, Any]) -> str:
@@ -351,8 +357,7 @@ def render(result: dict[str, Any]) -> str:
         "with 200 inside the window)",
         f"  requests/s  {result['requests_per_s']:>10,.1f}",
         f"  server CPU  {_ms(result['server_cpu_ms_per_answer'], 3):>10} ms per answer "
-        f"(workers + nats-server; the ceiling on {result['cores']} cores is about "
-        f"{_ceiling(result)} answers/s)",
+        f"(workers + nats-server){_ceiling(result)}",
         "",
         f"  {'endpoint':<24}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'non-200':>9}",
