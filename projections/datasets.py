@@ -1,9 +1,11 @@
 """The dataset projection read straight from the ledger: latest answer per task per session.
 
-This is the live path `db-out` and `stats` use today; it dedupes on event id (so a
-retried append never shows twice) and honours `DatasetDropped` tombstones. The DuckDB
-projections over Parquet snapshots will take over the heavy lifting; the semantics
-stay these.
+This is the reference implementation of the dataset's semantics, in plain Python over
+the stream: it dedupes on event id (so a retried append never shows twice), honours
+`DatasetDropped` tombstones and keeps the first k sessions per task. The DuckDB
+`answers` view (`projections/views.sql`) implements the same rules over snapshots and
+the live tail and is what `db-out` and `stats` read; a test holds the two to
+byte-identical exports. `prodigy_record` / `to_prodigy` give the JSONL shape for both.
 """
 
 from __future__ import annotations
@@ -18,23 +20,44 @@ from nats.aio.client import Client
 from ledger.events import AnswerRecorded, DatasetConfigured, DatasetDropped
 from ledger.store import Ledger
 
-__all__ = ["DatasetStats", "answers", "dataset_stats", "to_prodigy"]
+__all__ = ["DatasetStats", "answers", "dataset_stats", "prodigy_record", "to_prodigy"]
 
 # Prodigy's key order for the bookkeeping keys that follow the example's own keys.
 _TAIL = ("_input_hash", "_task_hash", "_view_id", "answer", "_timestamp", "_annotator_id", "_session_id")
 
 
-def to_prodigy(event: AnswerRecorded) -> dict[str, Any]:
-    """The answer in Prodigy's JSONL shape: the example, then hashes, answer, session."""
-    record = {k: v for k, v in event.example.items() if k not in _TAIL}
-    record["_input_hash"] = event.input_hash
-    record["_task_hash"] = event.task_hash
-    record["_view_id"] = event.view_id
-    record["answer"] = event.answer
-    record["_timestamp"] = event.recorded_at // 1000
-    record["_annotator_id"] = event.session_id
-    record["_session_id"] = event.session_id
+def prodigy_record(
+    example: dict[str, Any],
+    input_hash: int,
+    task_hash: int,
+    view_id: str,
+    answer: str,
+    timestamp: int,
+    session_id: str,
+) -> dict[str, Any]:
+    """Prodigy's JSONL shape: the example's own keys, then hashes, answer, time, session."""
+    record = {k: v for k, v in example.items() if k not in _TAIL}
+    record["_input_hash"] = input_hash
+    record["_task_hash"] = task_hash
+    record["_view_id"] = view_id
+    record["answer"] = answer
+    record["_timestamp"] = timestamp
+    record["_annotator_id"] = session_id
+    record["_session_id"] = session_id
     return record
+
+
+def to_prodigy(event: AnswerRecorded) -> dict[str, Any]:
+    """The answer in Prodigy's JSONL shape (`_timestamp` in seconds)."""
+    return prodigy_record(
+        event.example,
+        event.input_hash,
+        event.task_hash,
+        event.view_id,
+        event.answer,
+        event.recorded_at // 1000,
+        event.session_id,
+    )
 
 
 def _cap(config: dict[str, Any]) -> int | None:

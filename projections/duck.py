@@ -1,0 +1,228 @@
+"""A DuckDB connection with Quorum's views over Parquet snapshots plus the live tail.
+
+`open_projections` reads the ledger events newer than the last snapshot into a scratch
+Parquet file, defines `events` as snapshots UNION ALL tail, then runs `views.sql` on
+top. Analysts' connections are read-only: the views are built in a scratch database
+file which is then reopened read-only, and `run_query` refuses anything but a query.
+
+It never writes to the ledger or to the snapshot directory; its scratch directory is
+removed on `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from nats.aio.client import Client
+
+from projections.errors import ProjectionError, QueryError, ReadOnlyQuery
+from projections.functions import register_functions, unregister_functions
+from projections.snapshots import SnapshotSet, find_snapshots
+from projections.tail import TAIL_SCHEMA, TailFile, read_tail
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "VIEWS",
+    "Projections",
+    "check_query",
+    "open_projections",
+]
+
+VIEWS_SQL = Path(__file__).with_name("views.sql")
+EVENT_COLUMNS: tuple[str, ...] = tuple(TAIL_SCHEMA.names)
+# The views an analyst can query, in the order docs/projections.md describes them.
+VIEWS: tuple[str, ...] = (
+    "events",
+    "datasets",
+    "answers",
+    "dataset_examples",
+    "annotator_counts",
+    "task_times",
+    "agreement_ratings",
+    "agreement_pairs",
+    "agreement_summary",
+    "answer_spans",
+    "span_agreement",
+    "disagreements",
+)
+_QUERY_TYPES = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_query(sql: str) -> str:
+    """Return `sql` if it is exactly one read-only statement, else raise a clear error."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(str(exc)) from None
+    if not statements:
+        raise QueryError("the query is empty: write a SELECT, e.g. SELECT * FROM answers LIMIT 10")
+    if len(statements) > 1:
+        raise QueryError(f"one statement at a time, got {len(statements)}: split them")
+    kind = statements[0].type
+    if kind not in _QUERY_TYPES:
+        raise ReadOnlyQuery(
+            f"{kind.name} statements are refused: projections are read-only views of the ledger. "
+            f"Use SELECT (export results with --format csv|json|parquet -o FILE)"
+        )
+    return sql
+
+
+@dataclass
+class Projections:
+    """An open DuckDB connection with every view defined; close it when done."""
+
+    con: duckdb.DuckDBPyConnection
+    scratch: Path
+    snapshots: SnapshotSet
+    tail: TailFile
+    read_only: bool
+    session_views: list[str] = field(default_factory=list)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run Quorum's own SQL; DuckDB errors become `ProjectionError`."""
+        try:
+            return self.con.execute(sql, params)
+        except duckdb.Error as exc:
+            raise ProjectionError(f"projection query failed: {exc}") from None
+
+    def relation(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Quorum's own SQL as a lazy relation, for streaming (`to_arrow_reader`)."""
+        try:
+            return self.con.sql(sql, params=params)
+        except duckdb.Error as exc:
+            raise ProjectionError(f"projection query failed: {exc}") from None
+
+    def run_query(self, sql: str) -> duckdb.DuckDBPyConnection:
+        """Run an analyst's query: one read-only statement, DuckDB's message on error."""
+        check_query(sql)
+        try:
+            return self.con.execute(sql)
+        except duckdb.Error as exc:
+            if "read-only" in str(exc):
+                raise ReadOnlyQuery(f"refused: {exc}") from None
+            raise QueryError(str(exc)) from None
+
+    def close(self) -> None:
+        """Close the connection and remove the scratch directory."""
+        try:
+            unregister_functions(self.con)
+            self.con.close()
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Projections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None) -> str:
+    columns = ", ".join(EVENT_COLUMNS)
+    parts = [f"SELECT {columns} FROM read_parquet({_literal(str(tail.path))})"]
+    files = snapshots.files(dataset)
+    if files:
+        listing = "[" + ", ".join(_literal(str(f)) for f in files) + "]"
+        parts.append(
+            f"SELECT {snapshots.select_columns(EVENT_COLUMNS)} FROM read_parquet({listing}, "
+            f"union_by_name = true) WHERE seq <= {int(snapshots.last_seq)}"
+        )
+    return "CREATE VIEW events AS " + " UNION ALL BY NAME ".join(parts)
+
+
+def _configure(con: duckdb.DuckDBPyConnection, scratch: Path, memory_limit: str) -> None:
+    con.execute(f"SET temp_directory = {_literal(str(scratch / 'spill'))}")
+    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    # Keep db-out's order and make plans independent of how many cores answer.
+    con.execute("SET preserve_insertion_order = true")
+
+
+def _create_session_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    names = [
+        row[0]
+        for row in con.execute(
+            "SELECT DISTINCT session_id FROM events WHERE kind = 'answer_recorded' "
+            "AND session_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    for name in names:
+        con.execute(
+            f"CREATE VIEW {_ident(name)} AS SELECT * FROM dataset_examples "
+            f"WHERE _session_id = {_literal(name)}"
+        )
+    return names
+
+
+def build(
+    scratch: Path,
+    tail: TailFile,
+    snapshots: SnapshotSet,
+    *,
+    dataset: str | None = None,
+    read_only: bool = False,
+    session_views: bool = False,
+    memory_limit: str = "1GB",
+) -> Projections:
+    """Define every view over `tail` and `snapshots`; reopen read-only if asked."""
+    path = str(scratch / "quorum.duckdb") if read_only else ":memory:"
+    try:
+        con = duckdb.connect(path)
+        register_functions(con)
+        _configure(con, scratch, memory_limit)
+        con.execute(_events_view(tail, snapshots, dataset))
+        con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+        sessions = _create_session_views(con) if session_views else []
+        if read_only:
+            unregister_functions(con)
+            con.close()
+            con = duckdb.connect(path, read_only=True)
+            register_functions(con)
+            _configure(con, scratch, memory_limit)
+    except duckdb.Error as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise ProjectionError(f"could not build the projections: {exc}") from None
+    return Projections(con, scratch, snapshots, tail, read_only, sessions)
+
+
+async def open_projections(
+    nc: Client,
+    *,
+    dataset: str | None = None,
+    snapshots: SnapshotSet | None = None,
+    read_only: bool = False,
+    session_views: bool = False,
+    memory_limit: str = "1GB",
+) -> Projections:
+    """Snapshots + the live tail as DuckDB views, for one dataset or all of them."""
+    snapshots = snapshots if snapshots is not None else find_snapshots(None)
+    scratch = Path(tempfile.mkdtemp(prefix="quorum-projections-"))
+    try:
+        tail = await read_tail(nc, scratch / "tail.parquet", dataset=dataset, after_seq=snapshots.last_seq)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return await asyncio.to_thread(
+        build,
+        scratch,
+        tail,
+        snapshots,
+        dataset=dataset,
+        read_only=read_only,
+        session_views=session_views,
+        memory_limit=memory_limit,
+    )
