@@ -35,7 +35,10 @@ def test_short_bench_run_reports_acknowledged_answers() -> None:
             "--warmup",
             "0.5",
             "--tasks",
-            "600",
+            "800",
+            # Paced well below what two sessions can do, so 800 tasks never run out.
+            "--rate",
+            "100",
             "--json",
         ],
         cwd=ROOT,
@@ -54,6 +57,8 @@ def test_short_bench_run_reports_acknowledged_answers() -> None:
     assert answers["p50_ms"] is not None and answers["p99_ms"] >= answers["p50_ms"]
     # Answers counted are answers in 200 responses: never more than sent in them.
     assert result["answers"] <= answers["ok"] * result["batch_size"]
+    assert result["empty_batches"] == 0
+    assert result["answers_per_s"] <= 100 * 1.1  # the pacing holds
     assert result["server_log_errors"] == 0
     assert set(result["cpu_seconds"]) >= {"workers", "nats", "driver", "other"}
 
