@@ -14,14 +14,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from nats.aio.client import Client
 
+from ledger.connection import connect
+from ledger.datasets import get_dataset
+from ledger.streams import ensure_streams
 from projections.errors import ProjectionError, QueryError, ReadOnlyQuery
 from projections.functions import register_functions, unregister_functions
 from projections.snapshots import SnapshotSet, find_snapshots
@@ -32,6 +36,7 @@ __all__ = [
     "VIEWS",
     "Projections",
     "check_query",
+    "load_projections",
     "open_projections",
 ]
 
@@ -61,6 +66,12 @@ def _literal(text: str) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _query_error(exc: duckdb.Error) -> QueryError:
+    if "read-only" in str(exc):
+        return ReadOnlyQuery(f"refused: {exc}")
+    return QueryError(str(exc))
 
 
 def check_query(sql: str) -> str:
@@ -107,15 +118,25 @@ class Projections:
         except duckdb.Error as exc:
             raise ProjectionError(f"projection query failed: {exc}") from None
 
-    def run_query(self, sql: str) -> duckdb.DuckDBPyConnection:
-        """Run an analyst's query: one read-only statement, DuckDB's message on error."""
+    def run_query(self, sql: str, batch_rows: int = 8192) -> pa.RecordBatchReader:
+        """Run an analyst's query: one read-only statement, streamed as Arrow batches.
+
+        Any DuckDB error, at planning or while rows stream, becomes `QueryError` with
+        DuckDB's message (a write refused by the read-only database: `ReadOnlyQuery`).
+        """
         check_query(sql)
         try:
-            return self.con.execute(sql)
+            reader = self.con.sql(sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
-            if "read-only" in str(exc):
-                raise ReadOnlyQuery(f"refused: {exc}") from None
-            raise QueryError(str(exc)) from None
+            raise _query_error(exc) from None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except duckdb.Error as exc:
+                raise _query_error(exc) from None
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def close(self) -> None:
         """Close the connection and remove the scratch directory."""
@@ -226,3 +247,33 @@ async def open_projections(
         session_views=session_views,
         memory_limit=memory_limit,
     )
+
+
+async def load_projections(
+    url: str,
+    *,
+    dataset: str | None = None,
+    snapshots: SnapshotSet | None = None,
+    read_only: bool = False,
+    session_views: bool = False,
+    memory_limit: str = "1GB",
+) -> Projections:
+    """Connect to NATS at `url`, check `dataset` exists, open the projections, disconnect.
+
+    The projections need NATS only to read the tail; the connection is closed before
+    the caller starts querying.
+    """
+    nc = await connect(url)
+    try:
+        if dataset is not None:
+            await get_dataset(await ensure_streams(nc.jetstream()), dataset)
+        return await open_projections(
+            nc,
+            dataset=dataset,
+            snapshots=snapshots,
+            read_only=read_only,
+            session_views=session_views,
+            memory_limit=memory_limit,
+        )
+    finally:
+        await nc.close()

@@ -15,7 +15,7 @@ class QueryError(ProjectionError):
     """An analyst's SQL failed: the message is DuckDB's, naming the bad part."""
 
 
-class ReadOnlyQuery(ProjectionError):
+class ReadOnlyQuery(QueryError):
     """A query tried to change something; projections are read-only views of the ledger."""
 
 

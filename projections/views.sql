@@ -199,7 +199,7 @@ SELECT dataset, option, task_hash, session,
        CASE WHEN list_contains(accept, option) THEN 'yes' ELSE 'no' END
 FROM options
 UNION ALL
-SELECT dataset, NULL, CAST(hash(task_hash, option) AS BIGINT), session,
+SELECT dataset, NULL, CAST(hash(task_hash, option) >> 1 AS BIGINT), session,
        CASE WHEN list_contains(accept, option) THEN 'yes' ELSE 'no' END
 FROM options WHERE multiple;
 

@@ -116,7 +116,8 @@ async def _query(nats_url: str, sql: str, **kwargs) -> list[tuple]:
     nc = await connect(nats_url)
     try:
         with await open_projections(nc, **kwargs) as projections:
-            return projections.run_query(sql).fetchall()
+            table = projections.run_query(sql).read_all()
+            return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
     finally:
         await nc.close()
 

@@ -44,9 +44,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from quorum.cli import db_out, progress, recipes_cmd, stats, users
+    from quorum.cli import agreement, db_out, progress, recipes_cmd, sql, stats, users
 
-    for module in (recipes_cmd, db_out, stats, progress, users):
+    for module in (recipes_cmd, db_out, stats, progress, users, sql, agreement):
         module.register(app)
 
 

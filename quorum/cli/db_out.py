@@ -7,37 +7,29 @@ import sys
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
-import msgspec
 import typer
 
-from ledger.connection import connect
-from ledger.datasets import get_dataset
 from ledger.names import validate_dataset_name
-from ledger.streams import ensure_streams
-from projections.datasets import answers, to_prodigy
+from projections.duck import load_projections
+from projections.export import export_jsonl
 from quorum.cli.options import DataDir
 from quorum.natsd import nats_server
 from quorum.settings import load_settings
 
 __all__ = ["db_out", "export_dataset", "register"]
 
-_encoder = msgspec.json.Encoder()
 
-
-async def export_dataset(
+def export_dataset(
     url: str, dataset: str, out: BinaryIO, *, session: str | None = None, answer: str | None = None
 ) -> int:
-    """Write the dataset's current answers to `out` as JSONL; return how many."""
-    nc = await connect(url)
-    try:
-        await get_dataset(await ensure_streams(nc.jetstream()), dataset)
-        count = 0
-        async for event in answers(nc, dataset, session=session, answer=answer):
-            out.write(_encoder.encode(to_prodigy(event)) + b"\n")
-            count += 1
-        return count
-    finally:
-        await nc.close()
+    """Write the dataset's current answers to `out` as JSONL; return how many.
+
+    Reads the `dataset_examples` projection (Parquet snapshots plus the live tail of the
+    ledger) and streams it in batches, so memory stays flat however large the dataset.
+    """
+    projections = asyncio.run(load_projections(url, dataset=dataset))
+    with projections:
+        return export_jsonl(projections, dataset, out, session=session, answer=answer)
 
 
 def db_out(
@@ -64,11 +56,11 @@ def db_out(
     settings = load_settings(data_dir=data_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
         if output is None:
-            asyncio.run(export_dataset(url, dataset, sys.stdout.buffer, session=session, answer=answer))
+            export_dataset(url, dataset, sys.stdout.buffer, session=session, answer=answer)
             sys.stdout.buffer.flush()
         else:
             with output.open("wb") as handle:
-                count = asyncio.run(export_dataset(url, dataset, handle, session=session, answer=answer))
+                count = export_dataset(url, dataset, handle, session=session, answer=answer)
             typer.echo(f"✔ wrote {count:,} answers to {output}", err=True)
 
 

@@ -12,7 +12,8 @@ from rich.table import Table
 from ledger.connection import connect
 from ledger.datasets import get_dataset, list_datasets
 from ledger.streams import ensure_streams
-from projections.datasets import DatasetStats, dataset_stats
+from projections.duck import load_projections
+from projections.reports import DatasetCounts, dataset_counts
 from quorum.cli.options import DataDir
 from quorum.natsd import nats_server
 from quorum.settings import load_settings
@@ -20,17 +21,25 @@ from quorum.settings import load_settings
 __all__ = ["collect_stats", "register", "stats"]
 
 
-async def collect_stats(url: str, dataset: str | None = None) -> list[DatasetStats]:
-    """Stats for `dataset`, or for every dataset."""
+async def _names(url: str, dataset: str | None) -> list[str]:
     nc = await connect(url)
     try:
         kv = await ensure_streams(nc.jetstream())
         if dataset:
             await get_dataset(kv, dataset)
-        names = [dataset] if dataset else await list_datasets(kv)
-        return [await dataset_stats(nc, name) for name in names]
+            return [dataset]
+        return await list_datasets(kv)
     finally:
         await nc.close()
+
+
+def collect_stats(url: str, dataset: str | None = None) -> list[DatasetCounts]:
+    """Stats for `dataset`, or for every dataset, read from the projections."""
+    names = asyncio.run(_names(url, dataset))
+    if not names:
+        return []
+    with asyncio.run(load_projections(url, dataset=dataset)) as projections:
+        return dataset_counts(projections, names)
 
 
 def stats(
@@ -43,7 +52,7 @@ def stats(
     """
     settings = load_settings(data_dir=data_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
-        results = asyncio.run(collect_stats(url, dataset))
+        results = collect_stats(url, dataset)
     console = Console()
     if not results:
         console.print("No datasets yet. Start one with a recipe, e.g. quorum ner.manual …")
@@ -59,9 +68,9 @@ def stats(
             item.dataset,
             item.recipe,
             f"{item.total:,}",
-            f"{item.answers['accept']:,}",
-            f"{item.answers['reject']:,}",
-            f"{item.answers['ignore']:,}",
+            f"{item.answers.get('accept', 0):,}",
+            f"{item.answers.get('reject', 0):,}",
+            f"{item.answers.get('ignore', 0):,}",
             sessions or "-",
         )
     console.print(table)

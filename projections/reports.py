@@ -1,0 +1,262 @@
+"""Reports read from the views: agreement, the review queue, counts, dashboard series.
+
+Each function takes an open `Projections` and returns plain result objects (msgspec
+Structs, so `--format json` and the dashboard serialise them as they are). The SQL
+lives in `views.sql`; these only select from it and shape the rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import msgspec
+
+from projections.agreement import NO_OVERLAP, span_score
+from projections.duck import Projections
+from projections.errors import NoOverlap
+
+__all__ = [
+    "AgreementReport",
+    "Disagreement",
+    "LabelAgreement",
+    "PairFigure",
+    "agreement_report",
+    "dashboard_data",
+    "dataset_counts",
+    "disagreements",
+    "session_counts",
+]
+
+SPAN_VIEWS = ("ner_manual", "spans_manual")
+
+
+class PairFigure(msgspec.Struct, omit_defaults=True):
+    """Agreement of one pair of sessions. Label tasks fill `kappa`; span tasks `exact`/`token`."""
+
+    session_a: str
+    session_b: str
+    n_items: int
+    kappa: float | None = None
+    observed_agreement: float | None = None
+    exact: dict[str, Any] | None = None
+    token: dict[str, Any] | None = None
+    note: str | None = None
+
+
+class LabelAgreement(msgspec.Struct, omit_defaults=True):
+    """The figures of one label (or of the whole dataset): every pair, and all sessions at once."""
+
+    pairwise: list[PairFigure]
+    overall: dict[str, Any]
+
+
+class AgreementReport(msgspec.Struct):
+    """`quorum agreement DATASET --format json`: overall and pairwise, then per label."""
+
+    dataset: str
+    task: str
+    pairwise: list[PairFigure]
+    overall: dict[str, Any]
+    labels: dict[str, LabelAgreement]
+
+
+def _task(projections: Projections, dataset: str) -> str:
+    views = [
+        row[0]
+        for row in projections.execute(
+            "SELECT view_id FROM answers WHERE dataset = ? GROUP BY view_id ORDER BY count(*) DESC",
+            [dataset],
+        ).fetchall()
+    ]
+    return "spans" if views and views[0] in SPAN_VIEWS else "labels"
+
+
+def _label_figures(projections: Projections, dataset: str) -> dict[str | None, LabelAgreement]:
+    pairs: dict[str | None, list[PairFigure]] = {}
+    for label, a, b, kappa, n_items, observed, note in projections.execute(
+        "SELECT label, session_a, session_b, kappa, n_items, observed, note FROM agreement_pairs "
+        "WHERE dataset = ? ORDER BY label NULLS FIRST, session_a, session_b",
+        [dataset],
+    ).fetchall():
+        pairs.setdefault(label, []).append(PairFigure(a, b, n_items, kappa, observed, note=note))
+    result: dict[str | None, LabelAgreement] = {}
+    for label, n_sessions, n_items, fleiss, alpha in projections.execute(
+        "SELECT label, n_sessions, n_items, fleiss, krippendorff FROM agreement_summary "
+        "WHERE dataset = ? ORDER BY label NULLS FIRST",
+        [dataset],
+    ).fetchall():
+        overall = {
+            "fleiss_kappa": fleiss["value"],
+            "krippendorff_alpha": alpha["value"],
+            "n_items": n_items,
+            "n_sessions": n_sessions,
+            "observed_agreement": alpha["observed"],
+        }
+        note = alpha["note"] or fleiss["note"]
+        if note:
+            overall["note"] = note
+        result[label] = LabelAgreement(pairs.get(label, []), overall)
+    return result
+
+
+def _score(precision: float | None, recall: float | None, f1: float | None) -> dict[str, Any]:
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def _span_figures(projections: Projections, dataset: str) -> dict[str | None, LabelAgreement]:
+    pairs: dict[str | None, dict[tuple[str, str], PairFigure]] = {}
+    totals: dict[tuple[str | None, str], list[int]] = {}
+    for a, b, mode, label, precision, recall, f1, matched, n_a, n_b, n_items in projections.execute(
+        "SELECT session_a, session_b, mode, label, precision, recall, f1, matched, n_a, n_b, n_items "
+        "FROM span_agreement WHERE dataset = ? ORDER BY label NULLS FIRST, session_a, session_b",
+        [dataset],
+    ).fetchall():
+        figure = pairs.setdefault(label, {}).setdefault((a, b), PairFigure(a, b, n_items))
+        setattr(figure, mode, _score(precision, recall, f1))
+        tally = totals.setdefault((label, mode), [0, 0, 0])
+        tally[0] += matched
+        tally[1] += n_a
+        tally[2] += n_b
+    shared = projections.execute(
+        "WITH docs AS (SELECT task_hash, session FROM answers WHERE dataset = ? AND answer = 'accept' "
+        f"AND view_id IN {SPAN_VIEWS}), "
+        "shared AS (SELECT task_hash FROM docs GROUP BY task_hash HAVING count(*) >= 2) "
+        "SELECT (SELECT count(*) FROM shared), "
+        "(SELECT count(DISTINCT session) FROM docs WHERE task_hash IN (SELECT task_hash FROM shared))",
+        [dataset],
+    ).fetchone()
+    n_items, n_sessions = shared if shared else (0, 0)
+    result: dict[str | None, LabelAgreement] = {}
+    for label, by_pair in pairs.items():
+        overall: dict[str, Any] = {"n_items": n_items, "n_sessions": n_sessions}
+        for mode in ("exact", "token"):
+            matched, n_a, n_b = totals.get((label, mode), [0, 0, 0])
+            overall[f"f1_{mode}"] = span_score(matched, n_a, n_b, n_items).f1
+        result[label] = LabelAgreement(list(by_pair.values()), overall)
+    return result
+
+
+def agreement_report(projections: Projections, dataset: str) -> AgreementReport:
+    """Agreement of `dataset`'s sessions; `NoOverlap` when no task has two answers."""
+    task = _task(projections, dataset)
+    figures = _span_figures(projections, dataset) if task == "spans" else _label_figures(projections, dataset)
+    overall = figures.get(None)
+    if overall is None or not overall.overall.get("n_items"):
+        raise NoOverlap(
+            f"dataset {dataset!r}: {NO_OVERLAP}, so there is no agreement to compute. Route tasks to "
+            f"several annotators with --feed-overlap or --annotations-per-task 2 (or more)"
+        )
+    labels = {label: figure for label, figure in figures.items() if label is not None}
+    return AgreementReport(dataset, task, overall.pairwise, overall.overall, labels)
+
+
+class Disagreement(msgspec.Struct):
+    """One task of the review queue, and what each session decided."""
+
+    task_hash: int
+    input_hash: int
+    text: str | None
+    n_sessions: int
+    decisions: list[dict[str, Any]]
+
+
+def disagreements(projections: Projections, dataset: str, limit: int | None = None) -> list[Disagreement]:
+    """Tasks where sessions' decisions differ, oldest first (the order they were answered)."""
+    sql = (
+        "SELECT task_hash, input_hash, text, n_sessions, decisions FROM disagreements "
+        "WHERE dataset = ? ORDER BY answer_order"
+    )
+    params: list[Any] = [dataset]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [
+        Disagreement(
+            task, input_hash, text, n, [{k: v for k, v in d.items() if v is not None} for d in decided]
+        )
+        for task, input_hash, text, n, decided in projections.execute(sql, params).fetchall()
+    ]
+
+
+def session_counts(projections: Projections, dataset: str) -> Counter[str]:
+    """Current answers per session of `dataset`."""
+    rows = projections.execute(
+        "SELECT session, count(*) FROM answers WHERE dataset = ? GROUP BY session", [dataset]
+    ).fetchall()
+    return Counter({session: count for session, count in rows})
+
+
+class DatasetCounts(msgspec.Struct):
+    """`quorum stats` for one dataset: recipe, answers by decision and by session."""
+
+    dataset: str
+    recipe: str = ""
+    view_id: str = ""
+    answers: dict[str, int] = msgspec.field(default_factory=dict)
+    sessions: dict[str, int] = msgspec.field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.answers.values())
+
+
+def dataset_counts(projections: Projections, names: list[str]) -> list[DatasetCounts]:
+    """Counts for each dataset in `names`, in that order."""
+    found = {name: DatasetCounts(name) for name in names}
+    for dataset, recipe, view_id in projections.execute(
+        "SELECT dataset, recipe, view_id FROM datasets"
+    ).fetchall():
+        if dataset in found:
+            found[dataset].recipe, found[dataset].view_id = recipe or "", view_id or ""
+    for dataset, session, decision, count in projections.execute(
+        "SELECT dataset, session, answer, count(*) FROM answers GROUP BY ALL ORDER BY ALL"
+    ).fetchall():
+        if dataset in found:
+            item = found[dataset]
+            item.answers[decision] = item.answers.get(decision, 0) + count
+            item.sessions[session] = item.sessions.get(session, 0) + count
+    return [found[name] for name in names]
+
+
+def dashboard_data(projections: Projections, dataset: str, *, review_limit: int = 50) -> dict[str, Any]:
+    """Everything the dashboard draws, as one JSON-ready object."""
+    progress = [
+        {"day": str(day), "answers": n, "total": int(total)}
+        for day, n, total in projections.execute(
+            "SELECT day, n, sum(n) OVER (ORDER BY day) FROM (SELECT CAST(answered_at AS DATE) AS day, "
+            "count(*) AS n FROM answers WHERE dataset = ? GROUP BY day) ORDER BY day",
+            [dataset],
+        ).fetchall()
+    ]
+    per_day = [
+        {"session": session, "day": str(day), "answers": n, "accept": acc, "reject": rej, "ignore": ign}
+        for session, day, n, acc, rej, ign in projections.execute(
+            "SELECT session, day, answers, accept, reject, ignore FROM annotator_counts "
+            "WHERE dataset = ? ORDER BY day, session",
+            [dataset],
+        ).fetchall()
+    ]
+    sessions = sorted({row["session"] for row in per_day})
+    try:
+        report: AgreementReport | None = agreement_report(projections, dataset)
+        agreement_note = None
+    except NoOverlap as exc:
+        report, agreement_note = None, str(exc)
+    times = projections.execute(
+        "SELECT median(seconds), avg(seconds), count(*) FROM task_times WHERE dataset = ?", [dataset]
+    ).fetchone()
+    return {
+        "dataset": dataset,
+        "sessions": sessions,
+        "total_answers": sum(row["answers"] for row in per_day),
+        "progress": progress,
+        "per_day": per_day,
+        "agreement": msgspec.to_builtins(report) if report else None,
+        "agreement_note": agreement_note,
+        "task_seconds": {"median": times[0], "mean": times[1], "n": times[2]} if times else None,
+        "disagreements": msgspec.to_builtins(disagreements(projections, dataset, review_limit)),
+        "disagreement_count": projections.execute(
+            "SELECT count(*) FROM disagreements WHERE dataset = ?", [dataset]
+        ).fetchone()[0],  # type: ignore[index]
+    }
