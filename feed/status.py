@@ -16,7 +16,7 @@ from feed.routing import consumer_info, route_of, session_consumer_name
 from ledger.datasets import DatasetInfo
 from ledger.events import now_ms
 from ledger.streams import HOLDS_STREAM, holds_subject
-from projections.datasets import answers
+from projections.reports import answer_counts
 
 __all__ = ["QueueStatus", "SessionStatus", "queue_status"]
 
@@ -52,9 +52,7 @@ async def _sessions_with_holds(nc: Client, dataset: str) -> list[str]:
 async def queue_status(nc: Client, info: DatasetInfo) -> QueueStatus:
     """The dataset's queue status, per session."""
     route = route_of(info)
-    answered: Counter[str] = Counter()
-    async for event in answers(nc, info.dataset):
-        answered[event.session] += 1
+    answered: Counter[str] = await answer_counts(nc, info.dataset)
     sessions = sorted(set(answered) | set(await _sessions_with_holds(nc, info.dataset)))
     now = now_ms()
     holds = await asyncio.gather(*(read_holds(nc, info.dataset, s) for s in sessions))

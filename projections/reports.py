@@ -7,14 +7,17 @@ lives in `views.sql`; these only select from it and shape the rows.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
 import msgspec
+from nats.aio.client import Client
 
 from projections.agreement import NO_OVERLAP, span_score
-from projections.duck import Projections
+from projections.duck import Projections, open_projections
 from projections.errors import NoOverlap
+from projections.snapshots import SnapshotSet
 
 __all__ = [
     "AgreementReport",
@@ -177,6 +180,15 @@ def disagreements(projections: Projections, dataset: str, limit: int | None = No
         )
         for task, input_hash, text, n, decided in projections.execute(sql, params).fetchall()
     ]
+
+
+async def answer_counts(nc: Client, dataset: str, snapshots: SnapshotSet | None = None) -> Counter[str]:
+    """Current answers per session of `dataset`, from snapshots plus the live tail."""
+    projections = await open_projections(nc, dataset=dataset, snapshots=snapshots)
+    try:
+        return await asyncio.to_thread(session_counts, projections, dataset)
+    finally:
+        projections.close()
 
 
 def session_counts(projections: Projections, dataset: str) -> Counter[str]:
