@@ -24,11 +24,13 @@ from litestar.params import JSONBody
 from litestar.static_files import create_static_files_router
 
 from feed.access import Access, Unauthorized, load_users
-from feed.errors import FeedError, NotReady
+from feed.errors import BadRequest, FeedError, NotReady
 from feed.service import Feed, Progress, session_from
 from feed.status import queue_status
 from ledger.connection import connect
 from ledger.errors import QuorumError, UnknownDataset
+from ledger.names import NAME_PATTERN
+from projections.reports import dashboard
 from quorum.logging import configure_logging
 from quorum.settings import Settings, load_settings
 from web import WEB_DIR
@@ -166,6 +168,26 @@ async def progress_view(state: State, request: Request[Any, Any, Any]) -> dict[s
     return msgspec.to_builtins(report)  # type: ignore[no-any-return]
 
 
+@get("/dashboard", include_in_schema=False)
+async def dashboard_page() -> Response[bytes]:
+    return Response((WEB_DIR / "dashboard.html").read_bytes(), media_type="text/html; charset=utf-8")
+
+
+@get("/dashboard/data", summary="Dashboard figures: progress, answers per day, agreement, review queue")
+async def dashboard_data(
+    state: State, request: Request[Any, Any, Any], dataset: str | None = None
+) -> dict[str, Any]:
+    feed = _feed(state)
+    client = request.client.host if request.client else ""
+    state["access"].check_admin(
+        request.headers.get("authorization"), client in ("127.0.0.1", "::1", "localhost")
+    )
+    if dataset is not None and not NAME_PATTERN.match(dataset):
+        raise BadRequest(f"invalid dataset name {dataset!r}: use letters, digits, '_' or '-'")
+    info = await feed.dataset(dataset or _dataset(feed))
+    return await dashboard(feed.nc, info.dataset, total_tasks=info.total)
+
+
 @get("/health", summary="Liveness: the process answers")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -264,6 +286,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             get_session_questions,
             give_answers,
             progress_view,
+            dashboard_page,
+            dashboard_data,
             health,
             ready,
             create_static_files_router(path="/static", directories=[WEB_DIR], include_in_schema=False),

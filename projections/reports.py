@@ -231,16 +231,54 @@ def dataset_counts(projections: Projections, names: list[str]) -> list[DatasetCo
     return [found[name] for name in names]
 
 
-def dashboard_data(projections: Projections, dataset: str, *, review_limit: int = 50) -> dict[str, Any]:
+def _progress(projections: Projections, dataset: str) -> dict[str, Any]:
+    """Cumulative answers and tasks answered, by hour for a young dataset, else by day."""
+    span = projections.execute(
+        "SELECT min(answered_at), max(answered_at) FROM answers WHERE dataset = ?", [dataset]
+    ).fetchone()
+    if not span or span[0] is None:
+        return {"bucket": "day", "points": []}
+    bucket = "hour" if (span[1] - span[0]).total_seconds() < 3 * 86400 else "day"
+    rows = projections.execute(
+        f"""
+        WITH firsts AS (SELECT task_hash, min(answered_at) AS first_at FROM answers WHERE dataset = ?
+                        GROUP BY task_hash),
+             answered AS (SELECT date_trunc('{bucket}', answered_at) AS t, count(*) AS n
+                          FROM answers WHERE dataset = ? GROUP BY t),
+             tasks AS (SELECT date_trunc('{bucket}', first_at) AS t, count(*) AS n FROM firsts GROUP BY t)
+        SELECT a.t, sum(a.n) OVER (ORDER BY a.t), sum(coalesce(k.n, 0)) OVER (ORDER BY a.t)
+        FROM answered a LEFT JOIN tasks k USING (t) ORDER BY a.t
+        """,
+        [dataset, dataset],
+    ).fetchall()
+    return {
+        "bucket": bucket,
+        "points": [{"t": t.isoformat(), "answers": int(n), "tasks": int(k)} for t, n, k in rows],
+    }
+
+
+def _heatmap(report: AgreementReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    spans = report.task == "spans"
+    cells: list[dict[str, Any]] = []
+    for pair in report.pairwise:
+        value = (pair.exact or {}).get("f1") if spans else pair.kappa
+        cells.append({"a": pair.session_a, "b": pair.session_b, "value": value, "n_items": pair.n_items})
+    sessions = sorted({p.session_a for p in report.pairwise} | {p.session_b for p in report.pairwise})
+    return {
+        "metric": "span F1 (exact)" if spans else "Cohen's kappa",
+        "sessions": sessions,
+        "cells": cells,
+        "overall": report.overall,
+        "task": report.task,
+    }
+
+
+def dashboard_data(
+    projections: Projections, dataset: str, *, total_tasks: int = 0, review_limit: int = 50
+) -> dict[str, Any]:
     """Everything the dashboard draws, as one JSON-ready object."""
-    progress = [
-        {"day": str(day), "answers": n, "total": int(total)}
-        for day, n, total in projections.execute(
-            "SELECT day, n, sum(n) OVER (ORDER BY day) FROM (SELECT CAST(answered_at AS DATE) AS day, "
-            "count(*) AS n FROM answers WHERE dataset = ? GROUP BY day) ORDER BY day",
-            [dataset],
-        ).fetchall()
-    ]
     per_day = [
         {"session": session, "day": str(day), "answers": n, "accept": acc, "reject": rej, "ignore": ign}
         for session, day, n, acc, rej, ign in projections.execute(
@@ -249,7 +287,6 @@ def dashboard_data(projections: Projections, dataset: str, *, review_limit: int 
             [dataset],
         ).fetchall()
     ]
-    sessions = sorted({row["session"] for row in per_day})
     try:
         report: AgreementReport | None = agreement_report(projections, dataset)
         agreement_note = None
@@ -258,17 +295,34 @@ def dashboard_data(projections: Projections, dataset: str, *, review_limit: int 
     times = projections.execute(
         "SELECT median(seconds), avg(seconds), count(*) FROM task_times WHERE dataset = ?", [dataset]
     ).fetchone()
+    tasks_answered = projections.execute(
+        "SELECT count(DISTINCT task_hash) FROM answers WHERE dataset = ?", [dataset]
+    ).fetchone()
+    queue = disagreements(projections, dataset, review_limit)
+    count = projections.execute("SELECT count(*) FROM disagreements WHERE dataset = ?", [dataset]).fetchone()
+    totals = {key: sum(row[key] for row in per_day) for key in ("answers", "accept", "reject", "ignore")}
     return {
         "dataset": dataset,
-        "sessions": sessions,
-        "total_answers": sum(row["answers"] for row in per_day),
-        "progress": progress,
+        "total_tasks": total_tasks,
+        "tasks_answered": tasks_answered[0] if tasks_answered else 0,
+        "totals": totals,
+        "sessions": sorted({row["session"] for row in per_day}),
+        "progress": _progress(projections, dataset),
         "per_day": per_day,
-        "agreement": msgspec.to_builtins(report) if report else None,
+        "agreement": _heatmap(report),
         "agreement_note": agreement_note,
         "task_seconds": {"median": times[0], "mean": times[1], "n": times[2]} if times else None,
-        "disagreements": msgspec.to_builtins(disagreements(projections, dataset, review_limit)),
-        "disagreement_count": projections.execute(
-            "SELECT count(*) FROM disagreements WHERE dataset = ?", [dataset]
-        ).fetchone()[0],  # type: ignore[index]
+        "disagreements": msgspec.to_builtins(queue),
+        "disagreement_count": count[0] if count else 0,
     }
+
+
+async def dashboard(
+    nc: Client, dataset: str, *, total_tasks: int = 0, snapshots: SnapshotSet | None = None
+) -> dict[str, Any]:
+    """`dashboard_data` over fresh projections of `dataset` (DuckDB runs off the event loop)."""
+    projections = await open_projections(nc, dataset=dataset, snapshots=snapshots)
+    try:
+        return await asyncio.to_thread(dashboard_data, projections, dataset, total_tasks=total_tasks)
+    finally:
+        projections.close()
