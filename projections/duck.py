@@ -197,9 +197,14 @@ def build(
     dataset: str | None = None,
     read_only: bool = False,
     session_views: bool = False,
+    materialize: bool = False,
     memory_limit: str = "1GB",
 ) -> Projections:
-    """Define every view over `tail` and `snapshots`; reopen read-only if asked."""
+    """Define every view over `tail` and `snapshots`; reopen read-only if asked.
+
+    `materialize` keeps which events make up `answers` in a temporary table: worth it
+    when several queries follow (agreement, the dashboard), not for one streamed export.
+    """
     path = str(scratch / "quorum.duckdb") if read_only else ":memory:"
     try:
         con = duckdb.connect(path)
@@ -208,6 +213,8 @@ def build(
         con.execute(_events_view(tail, snapshots, dataset))
         con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
         sessions = _create_session_views(con) if session_views else []
+        if materialize and not read_only:
+            con.execute("CREATE TEMP TABLE _answer_keys AS SELECT * FROM main._answer_keys")
         if read_only:
             unregister_functions(con)
             con.close()
@@ -227,6 +234,7 @@ async def open_projections(
     snapshots: SnapshotSet | None = None,
     read_only: bool = False,
     session_views: bool = False,
+    materialize: bool = False,
     memory_limit: str = "1GB",
 ) -> Projections:
     """Snapshots + the live tail as DuckDB views, for one dataset or all of them."""
@@ -245,6 +253,7 @@ async def open_projections(
         dataset=dataset,
         read_only=read_only,
         session_views=session_views,
+        materialize=materialize,
         memory_limit=memory_limit,
     )
 
@@ -256,6 +265,7 @@ async def load_projections(
     snapshots: SnapshotSet | None = None,
     read_only: bool = False,
     session_views: bool = False,
+    materialize: bool = False,
     memory_limit: str = "1GB",
 ) -> Projections:
     """Connect to NATS at `url`, check `dataset` exists, open the projections, disconnect.
@@ -273,6 +283,7 @@ async def load_projections(
             snapshots=snapshots,
             read_only=read_only,
             session_views=session_views,
+            materialize=materialize,
             memory_limit=memory_limit,
         )
     finally:

@@ -321,7 +321,7 @@ async def dashboard(
     nc: Client, dataset: str, *, total_tasks: int = 0, snapshots: SnapshotSet | None = None
 ) -> dict[str, Any]:
     """`dashboard_data` over fresh projections of `dataset` (DuckDB runs off the event loop)."""
-    projections = await open_projections(nc, dataset=dataset, snapshots=snapshots)
+    projections = await open_projections(nc, dataset=dataset, snapshots=snapshots, materialize=True)
     try:
         return await asyncio.to_thread(dashboard_data, projections, dataset, total_tasks=total_tasks)
     finally:

@@ -38,51 +38,67 @@ SELECT
     make_timestamp(d.recorded_at * 1000) AS dropped_at
 FROM latest l LEFT JOIN drops d USING (dataset);
 
--- answers: the current answer of every session to every task — the dataset as db-out
--- exports it. An event id counts once (its first appearance), a drop hides everything
--- before it, and without full overlap a task keeps only the first k sessions that
--- answered it (k = annotations_per_task in force, 1 without overlap).
-CREATE VIEW answers AS
-WITH keys AS MATERIALIZED (
-    -- One row per distinct event id: the first place it appears in the ledger.
-    SELECT dataset, event_id, min(_event_order(seq, position)) AS ord
-    FROM events GROUP BY dataset, event_id
+-- _answer_keys: which events make up `answers` (see below); Quorum's own connections keep
+-- it as a temporary table so the agreement queries don't recompute it.
+CREATE VIEW _answer_keys AS
+WITH answer_events AS (
+    -- One row per distinct answer event id, at its first place in the ledger. (An id is
+    -- derived from dataset, session, task and content, so it never spans two groups.)
+    SELECT dataset, task_hash, session, event_id, min(_event_order(seq, position)) AS ord
+    FROM events WHERE kind = 'answer_recorded'
+    GROUP BY dataset, task_hash, session, event_id
 ),
-kinds AS MATERIALIZED (
-    SELECT k.dataset, k.ord, e.kind, e.session, e.task_hash, e.config
-    FROM keys k JOIN events e
-      ON e.dataset = k.dataset AND _event_order(e.seq, e.position) = k.ord
-    WHERE e.kind IN ('answer_recorded', 'dataset_configured', 'dataset_dropped')
+control AS MATERIALIZED (
+    SELECT dataset, kind, min(_event_order(seq, position)) AS ord, any_value(config) AS config
+    FROM events WHERE kind IN ('dataset_configured', 'dataset_dropped')
+    GROUP BY dataset, kind, event_id
 ),
 last_drop AS (
-    SELECT dataset, max(ord) AS ord FROM kinds WHERE kind = 'dataset_dropped' GROUP BY dataset
+    SELECT dataset, max(ord) AS ord FROM control WHERE kind = 'dataset_dropped' GROUP BY dataset
 ),
 routing AS (
+    -- The answers-per-task cap each configuration puts in force.
     SELECT dataset, ord,
         CASE WHEN coalesce(config ->> '$.routing.feed_overlap', 'false')
                   NOT IN ('false', '0', '0.0', '', '[]', '{}') THEN NULL
              ELSE coalesce(nullif(TRY_CAST(config ->> '$.routing.annotations_per_task' AS BIGINT), 0), 1)
         END AS cap
-    FROM kinds WHERE kind = 'dataset_configured'
+    FROM control WHERE kind = 'dataset_configured'
 ),
-live AS (
-    SELECT k.dataset, k.ord, k.session, k.task_hash
-    FROM kinds k LEFT JOIN last_drop d USING (dataset)
-    WHERE k.kind = 'answer_recorded' AND (d.ord IS NULL OR k.ord > d.ord)
+per_session AS MATERIALIZED (
+    SELECT a.dataset, a.task_hash, a.session, min(a.ord) AS first_ord, max(a.ord) AS last_ord
+    FROM answer_events a LEFT JOIN last_drop d USING (dataset)
+    WHERE d.ord IS NULL OR a.ord > d.ord
+    GROUP BY a.dataset, a.task_hash, a.session
 ),
-per_session AS (
-    SELECT dataset, task_hash, session, min(ord) AS first_ord, max(ord) AS last_ord
-    FROM live GROUP BY dataset, task_hash, session
+arrivals AS (
+    -- Sessions in the order they first answered each task.
+    SELECT dataset, task_hash, list(first_ord ORDER BY first_ord) AS firsts
+    FROM per_session GROUP BY dataset, task_hash
 ),
-ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY dataset, task_hash ORDER BY first_ord) AS arrival
-    FROM per_session
+configs AS (
+    SELECT dataset, list({'ord': ord, 'cap': cap} ORDER BY ord) AS caps FROM routing GROUP BY dataset
 ),
-admitted AS (
-    SELECT r.*
-    FROM ranked r ASOF LEFT JOIN routing c ON r.dataset = c.dataset AND r.first_ord >= c.ord
-    WHERE CASE WHEN c.ord IS NULL THEN r.arrival <= 1 ELSE c.cap IS NULL OR r.arrival <= c.cap END
+capped AS (
+    -- The cap in force when the task was first answered (routing can't change without a
+    -- drop); before any configuration a task keeps one session, as the live path does.
+    SELECT a.dataset, a.task_hash, a.firsts,
+           list_filter(c.caps, lambda r: r.ord <= a.firsts[1]) AS before
+    FROM arrivals a LEFT JOIN configs c USING (dataset)
 )
+SELECT p.dataset, p.task_hash, p.session, p.first_ord, p.last_ord,
+       list_position(c.firsts, p.first_ord) AS arrival
+FROM per_session p JOIN capped c USING (dataset, task_hash)
+WHERE CASE WHEN coalesce(len(c.before), 0) = 0 THEN p.first_ord = c.firsts[1]
+           WHEN c.before[-1].cap IS NULL THEN true
+           ELSE len(c.firsts) <= c.before[-1].cap OR p.first_ord <= c.firsts[c.before[-1].cap] END;
+
+-- answers: the current answer of every session to every task — the dataset as db-out
+-- exports it. An event id counts once (its first appearance), a drop hides everything
+-- before it, and without full overlap a task keeps only the first k sessions that
+-- answered it (k = annotations_per_task in force when the task was first answered; 1
+-- without overlap or before any configuration).
+CREATE VIEW answers AS
 SELECT
     e.dataset,
     e.session,
@@ -101,10 +117,10 @@ SELECT
     e.recorded_at AS answered_ms,
     e.event_id,
     e.seq,
-    a.arrival,
-    a.first_ord AS answer_order
-FROM admitted a JOIN events e
-  ON e.dataset = a.dataset AND _event_order(e.seq, e.position) = a.last_ord;
+    k.arrival,
+    k.first_ord AS answer_order
+FROM _answer_keys k JOIN events e
+  ON e.dataset = k.dataset AND _event_order(e.seq, e.position) = k.last_ord;
 
 -- dataset_examples: the dataset in Prodigy's terms, one row per db-out line.
 CREATE VIEW dataset_examples AS
@@ -161,29 +177,29 @@ WHERE handed_out_at IS NOT NULL;
 -- per option whether it was chosen; overall pools every (task, option) as one item.
 -- Ignored answers and rejected choice questions (per option) are no rating.
 CREATE VIEW agreement_ratings AS
-WITH decided AS (
-    SELECT a.dataset, a.task_hash, a.session, a.answer, a.label, a.accept, a.view_id, a.example,
-           d.choice_style
-    FROM answers a LEFT JOIN datasets d USING (dataset)
-    WHERE a.answer IN ('accept', 'reject') AND a.view_id NOT IN ('ner_manual', 'spans_manual')
+WITH decided AS MATERIALIZED (
+    SELECT dataset, task_hash, session, answer, label, accept, view_id
+    FROM answers
+    WHERE answer IN ('accept', 'reject') AND view_id NOT IN ('ner_manual', 'spans_manual')
 ),
 binary_decisions AS (
     SELECT * FROM decided WHERE view_id <> 'choice'
 ),
-choices AS (
+choices AS MATERIALIZED (
     SELECT * FROM decided WHERE view_id = 'choice'
 ),
 multiple AS (
     -- Choice datasets answered with several options at once count as multiple choice.
-    SELECT dataset,
-           bool_or(choice_style = 'multiple' OR len(accept) > 1) AS multiple
-    FROM choices GROUP BY dataset
+    SELECT c.dataset,
+           bool_or(coalesce(d.choice_style = 'multiple', false) OR len(c.accept) > 1) AS multiple
+    FROM choices c LEFT JOIN datasets d USING (dataset) GROUP BY c.dataset
 ),
-options AS (
-    SELECT c.dataset, c.task_hash, c.session, c.accept, m.multiple,
-           unnest(json_extract_string(c.example, '$.options[*].id')) AS option
-    FROM choices c JOIN multiple m USING (dataset)
-    WHERE c.answer = 'accept'
+options AS MATERIALIZED (
+    -- The task's options come from its example; only choice answers are parsed.
+    SELECT a.dataset, a.task_hash, a.session, a.accept, m.multiple,
+           unnest(json_extract_string(a.example, '$.options[*].id')) AS option
+    FROM answers a JOIN multiple m USING (dataset)
+    WHERE a.view_id = 'choice' AND a.answer = 'accept'
 )
 SELECT dataset, NULL::VARCHAR AS label, task_hash AS item, session, answer AS category FROM binary_decisions
 UNION ALL
@@ -205,12 +221,15 @@ FROM options WHERE multiple;
 
 -- agreement_pairs: Cohen's kappa for every pair of sessions with the items both rated.
 CREATE VIEW agreement_pairs AS
-WITH cells AS (
+WITH ratings AS MATERIALIZED (
+    SELECT * FROM agreement_ratings
+),
+cells AS (
     SELECT a.dataset, a.label, a.session AS session_a, b.session AS session_b,
            a.category AS category_a, b.category AS category_b, count(*) AS n
-    FROM agreement_ratings a JOIN agreement_ratings b
-      ON a.dataset = b.dataset AND a.item = b.item AND a.session < b.session
-     AND a.label IS NOT DISTINCT FROM b.label
+    FROM ratings a JOIN ratings b
+      ON a.dataset = b.dataset AND a.item = b.item AND a.label IS NOT DISTINCT FROM b.label
+     AND a.session < b.session
     GROUP BY ALL
 ),
 figures AS (
@@ -224,35 +243,44 @@ FROM figures;
 -- agreement_summary: Fleiss' kappa and Krippendorff's alpha (nominal) over every item
 -- with two or more ratings, per dataset and label (NULL: overall).
 CREATE VIEW agreement_summary AS
-WITH scopes AS (
-    SELECT dataset, label, count(DISTINCT session) AS n_sessions, count(DISTINCT item) AS n_rated
-    FROM agreement_ratings GROUP BY dataset, label
+WITH ratings AS MATERIALIZED (
+    SELECT * FROM agreement_ratings
 ),
-per_item AS (
-    SELECT dataset, label, item, category, count(*) AS n,
-           sum(count(*)) OVER (PARTITION BY dataset, label, item) AS m
-    FROM agreement_ratings GROUP BY dataset, label, item, category
+per_item AS MATERIALIZED (
+    -- m: each item's number of ratings.
+    SELECT dataset, label, item, count(*) AS m FROM ratings GROUP BY dataset, label, item
+),
+per_cell AS (
+    -- n: each item's ratings in each category.
+    SELECT dataset, label, item, category, count(*) AS n FROM ratings GROUP BY ALL
 ),
 stats AS (
-    SELECT dataset, label, category, sum(n) AS total, sum(n * (n - 1) / (m - 1)) AS within,
-           sum(n * (n - 1) / (m * (m - 1))) AS pairs
-    FROM per_item WHERE m >= 2 GROUP BY dataset, label, category
+    SELECT dataset, label,
+           list({'category': category, 'total': total, 'within': within, 'pairs': pairs}) AS cells
+    FROM (
+        SELECT c.dataset, c.label, c.category, sum(c.n) AS total,
+               sum(c.n * (c.n - 1) / (i.m - 1)) AS within,
+               sum(c.n * (c.n - 1) / (i.m * (i.m - 1))) AS pairs
+        FROM per_cell c JOIN per_item i
+          ON i.dataset = c.dataset AND i.item = c.item AND i.label IS NOT DISTINCT FROM c.label
+        WHERE i.m >= 2
+        GROUP BY c.dataset, c.label, c.category
+    )
+    GROUP BY dataset, label
 ),
-items AS (
-    SELECT dataset, label, count(DISTINCT item) AS n_items FROM per_item WHERE m >= 2 GROUP BY ALL
+scopes AS (
+    SELECT dataset, label, count(*) AS n_rated, count(*) FILTER (WHERE m >= 2) AS n_items
+    FROM per_item GROUP BY dataset, label
 ),
-grouped AS (
-    SELECT s.dataset, s.label, s.n_sessions, s.n_rated, coalesce(i.n_items, 0) AS n_items,
-           coalesce((SELECT list({'category': t.category, 'total': t.total, 'within': t.within,
-                                  'pairs': t.pairs})
-                     FROM stats t WHERE t.dataset = s.dataset
-                       AND t.label IS NOT DISTINCT FROM s.label), []) AS cells
-    FROM scopes s LEFT JOIN items i ON i.dataset = s.dataset AND i.label IS NOT DISTINCT FROM s.label
+sessions AS (
+    SELECT dataset, label, count(DISTINCT session) AS n_sessions FROM ratings GROUP BY dataset, label
 )
-SELECT dataset, label, n_sessions, n_rated, n_items,
-       quorum_fleiss_kappa(cells, n_items) AS fleiss,
-       quorum_krippendorff_alpha(cells, n_items) AS krippendorff
-FROM grouped;
+SELECT s.dataset, s.label, n.n_sessions, s.n_rated, s.n_items,
+       quorum_fleiss_kappa(coalesce(t.cells, []), s.n_items) AS fleiss,
+       quorum_krippendorff_alpha(coalesce(t.cells, []), s.n_items) AS krippendorff
+FROM scopes s
+JOIN sessions n ON n.dataset = s.dataset AND n.label IS NOT DISTINCT FROM s.label
+LEFT JOIN stats t ON t.dataset = s.dataset AND t.label IS NOT DISTINCT FROM s.label;
 
 -- answer_spans: one row per span of a current accepted answer in a span view.
 CREATE VIEW answer_spans AS

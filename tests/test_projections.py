@@ -162,7 +162,7 @@ def test_counts_times_datasets_and_session_views(nats_url, dataset_name):
         ("ann", "2026-01-02", 1, 0, 1, 0),
         ("bob", "2026-01-02", 1, 0, 0, 1),
     ]
-    times = run(_query(nats_url, f"SELECT session, seconds FROM task_times {q} ORDER BY answered_at"))
+    times = run(_query(nats_url, f"SELECT session, seconds FROM task_times {q} ORDER BY answered_at, session"))
     assert times[:2] == [("ann", 3.0), ("ann", 1.5)]
     info = run(_query(nats_url, f"SELECT recipe, feed_overlap, dropped FROM datasets {q}"))
     assert info == [("textcat.manual", True, False)]

@@ -33,7 +33,7 @@ def compute_agreement(
     url: str, dataset: str, *, review: bool = False, limit: int | None = None
 ) -> AgreementResult:
     """Agreement figures of `dataset` (and its disagreements with `review`)."""
-    with asyncio.run(load_projections(url, dataset=dataset)) as projections:
+    with asyncio.run(load_projections(url, dataset=dataset, materialize=True)) as projections:
         report = agreement_report(projections, dataset)
         queue = disagreements(projections, dataset, limit) if review else None
     return AgreementResult(report, queue)
