@@ -11,6 +11,7 @@ import io
 import random
 from pathlib import Path
 
+import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ import pytest
 from ledger.connection import connect
 from ledger.store import Ledger
 from projections.datasets import answers, to_prodigy
-from projections.duck import open_projections
+from projections.duck import VIEWS, open_projections
 from projections.export import export_jsonl
 from projections.snapshots import SnapshotSet
 from projections.tail import TAIL_SCHEMA, entry_rows
@@ -162,7 +163,9 @@ def test_counts_times_datasets_and_session_views(nats_url, dataset_name):
         ("ann", "2026-01-02", 1, 0, 1, 0),
         ("bob", "2026-01-02", 1, 0, 0, 1),
     ]
-    times = run(_query(nats_url, f"SELECT session, seconds FROM task_times {q} ORDER BY answered_at, session"))
+    times = run(
+        _query(nats_url, f"SELECT session, seconds FROM task_times {q} ORDER BY answered_at, session")
+    )
     assert times[:2] == [("ann", 3.0), ("ann", 1.5)]
     info = run(_query(nats_url, f"SELECT recipe, feed_overlap, dropped FROM datasets {q}"))
     assert info == [("textcat.manual", True, False)]
@@ -201,3 +204,50 @@ def test_the_quirks_of_the_reference_hold(nats_url, dataset_name):
         (f"{d}-ann", 1, "reject"),
         (f"{d}-bob", 2, "accept"),
     ]
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "projections.md"
+
+
+def test_every_view_and_column_is_documented(nats_url, dataset_name):
+    async def columns():
+        nc = await connect(nats_url)
+        try:
+            with await open_projections(nc, dataset=dataset_name) as projections:
+                return {
+                    view: [row[0] for row in projections.execute(f"DESCRIBE {view}").fetchall()]
+                    for view in VIEWS
+                }
+        finally:
+            await nc.close()
+
+    text = DOCS.read_text()
+    for view, names in run(columns()).items():
+        assert f"### `{view}`" in text, f"docs/projections.md does not describe the view {view}"
+        section = text.split(f"### `{view}`", 1)[1].split("\n### ", 1)[0]
+        for column in names:
+            assert f"`{column}`" in section, f"docs/projections.md: column {view}.{column} undocumented"
+
+
+def test_the_plain_duckdb_recipe_in_the_docs_runs(nats_url, dataset_name, tmp_path):
+    """The doc's SQL, pointed at a snapshot directory, then views.sql on top."""
+    seqs = run(write(nats_url, [[configure(dataset_name)], [answer(dataset_name, "ann", 1)]]))
+    run(_snapshot(nats_url, tmp_path, dataset_name, seqs[-1]))
+    sql = DOCS.read_text().split("```sql\n-- duckdb\n", 1)[1].split("```", 1)[0]
+    con = duckdb.connect()
+    try:
+        for statement in duckdb.extract_statements(sql.replace(".quorum/snapshots", str(tmp_path))):
+            rows = con.execute(statement).fetchall()
+        assert (dataset_name, "ann", "accept", 1) in rows
+        views = (Path(__file__).resolve().parent.parent / "projections" / "views.sql").read_text()
+        failed = []
+        for statement in duckdb.extract_statements(views):
+            try:
+                con.execute(statement)
+            except duckdb.CatalogException as exc:
+                assert "quorum_" in str(exc)
+                failed.append(statement.query.split("CREATE VIEW ", 1)[1].split()[0])
+        assert failed == ["agreement_pairs", "agreement_summary", "span_agreement"]
+        assert con.execute("SELECT session, answers FROM annotator_counts").fetchall() == [("ann", 1)]
+    finally:
+        con.close()
