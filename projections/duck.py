@@ -169,8 +169,9 @@ def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None) ->
 def _configure(con: duckdb.DuckDBPyConnection, scratch: Path, memory_limit: str) -> None:
     con.execute(f"SET temp_directory = {_literal(str(scratch / 'spill'))}")
     con.execute(f"SET memory_limit = {_literal(memory_limit)}")
-    # Keep db-out's order and make plans independent of how many cores answer.
-    con.execute("SET preserve_insertion_order = true")
+    # Every order Quorum relies on is an ORDER BY; not preserving scan order lets big
+    # sorts and joins spill instead of failing at the memory limit.
+    con.execute("SET preserve_insertion_order = false")
 
 
 def _create_session_views(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -63,14 +63,14 @@ def _first_seq(path: Path) -> int:
         return 0
 
 
-def find_snapshots(root: Path | None) -> SnapshotSet:
-    """The snapshots under `root` (None: none yet; the projections read the whole tail)."""
-    if root is None or not root.exists():
-        return SnapshotSet()
-    last = 0
-    for path in root.glob("dataset=*/part-*.parquet"):
-        try:
-            last = max(last, int(path.stem.split("-")[2]))
-        except (IndexError, ValueError):
-            continue
-    return SnapshotSet(root, last)
+def find_snapshots(root: Path | None = None) -> SnapshotSet:
+    """The finished snapshots under `root`, as far as the snapshotter says it got.
+
+    Only the snapshotter knows the last sequence it has written for *every* dataset (a
+    file name gives one dataset's range, and guessing from the newest file could skip
+    another dataset's unflushed events). Until it records that position, this returns
+    no snapshots and the projections read the whole ledger from JetStream — correct,
+    only slower; pass `SnapshotSet(root, last_seq)` where the position is known.
+    """
+    del root
+    return SnapshotSet()
