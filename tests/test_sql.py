@@ -109,3 +109,10 @@ def test_shell_reads_statements_and_dot_commands(nats_url, ledger):
     assert "│ 3 " in out
     assert b"nope" in result.stderr
     assert result.returncode == 1  # one statement failed
+
+
+@pytest.mark.parametrize("command", ["sql", "agreement"])
+def test_help_has_an_example(command):
+    result = quorum_cli(command, "--help")
+    assert result.returncode == 0
+    assert "Example" in result.stdout.decode()

@@ -116,8 +116,8 @@ def shell(url: str, dataset: str | None, fmt: str, console: Console) -> int:
     err = Console(stderr=True)
     if interactive:
         console.print(
-            f"Quorum SQL — {projections.tail.last_seq:,} ledger messages read "
-            f"(snapshots up to {projections.snapshots.last_seq:,} + live tail). "
+            f"Quorum SQL over the ledger up to message {projections.tail.last_seq:,} "
+            f"(snapshots to {projections.snapshots.last_seq:,}, then the live tail). "
             + HELP.format(views=", ".join(VIEWS))
         )
     try:
@@ -133,7 +133,10 @@ def shell(url: str, dataset: str | None, fmt: str, console: Console) -> int:
                     projections = _open(url, dataset)
                     continue
                 if command[0] == ".tables":
-                    statement = "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+                    statement = (
+                        "SELECT view_name AS name FROM duckdb_views() "
+                        "WHERE NOT internal AND NOT starts_with(view_name, '_') ORDER BY 1"
+                    )
                 elif command[0] == ".schema" and len(command) == 2:
                     statement = f'DESCRIBE "{command[1]}"'
                 elif command[0].startswith("."):
