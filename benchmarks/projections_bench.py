@@ -10,7 +10,7 @@ times each step in a fresh process so its peak RSS is its own:
 
 Goals (issue 6): annotator_counts < 1 s and agreement < 5 s at 1M answers. "open" is
 reading the (empty) live tail and defining the views; for agreement it also keeps the
-answer keys in a temporary table, as `quorum agreement` and the dashboard do.
+answer keys in a temporary table, as `quorum agreement`, the dashboard and db-out do.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def run_step(step: str, root: Path, last_seq: int, nats_url: str) -> dict[str, A
         nc = await connect(nats_url)
         try:
             return await open_projections(
-                nc, dataset=DATASET, snapshots=snapshots, materialize=step == "agreement"
+                nc, dataset=DATASET, snapshots=snapshots, materialize=step in ("agreement", "db_out")
             )
         finally:
             await nc.close()

@@ -204,7 +204,8 @@ def build(
     """Define every view over `tail` and `snapshots`; reopen read-only if asked.
 
     `materialize` keeps which events make up `answers` in a temporary table: worth it
-    when several queries follow (agreement, the dashboard), not for one streamed export.
+    when several queries follow (agreement, the dashboard), and for a large export,
+    whose sort then need not share DuckDB's memory with the keys' aggregation.
     """
     path = str(scratch / "quorum.duckdb") if read_only else ":memory:"
     try:

@@ -25,9 +25,11 @@ def export_dataset(
     """Write the dataset's current answers to `out` as JSONL; return how many.
 
     Reads the `dataset_examples` projection (Parquet snapshots plus the live tail of the
-    ledger) and streams it in batches, so memory stays flat however large the dataset.
+    ledger) and streams it in batches, so memory stays flat however large the dataset:
+    the answer keys go to a temporary table first, which DuckDB can spill, so the sort
+    that follows has its memory to itself.
     """
-    projections = asyncio.run(load_projections(url, dataset=dataset))
+    projections = asyncio.run(load_projections(url, dataset=dataset, materialize=True))
     with projections:
         return export_jsonl(projections, dataset, out, session=session, answer=answer)
 

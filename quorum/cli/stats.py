@@ -38,7 +38,7 @@ def collect_stats(url: str, dataset: str | None = None) -> list[DatasetCounts]:
     names = asyncio.run(_names(url, dataset))
     if not names:
         return []
-    with asyncio.run(load_projections(url, dataset=dataset)) as projections:
+    with asyncio.run(load_projections(url, dataset=dataset, materialize=True)) as projections:
         return dataset_counts(projections, names)
 
 
