@@ -164,7 +164,7 @@ async def progress_view(state: State, request: Request[Any, Any, Any]) -> dict[s
     state["access"].check_admin(
         request.headers.get("authorization"), client in ("127.0.0.1", "::1", "localhost")
     )
-    report = await queue_status(feed.nc, await feed.dataset(_dataset(feed)))
+    report = await queue_status(feed.nc, await feed.dataset(_dataset(feed)), feed.settings.snapshot_location)
     return msgspec.to_builtins(report)  # type: ignore[no-any-return]
 
 
@@ -185,7 +185,9 @@ async def dashboard_data(
     if dataset is not None and not NAME_PATTERN.match(dataset):
         raise BadRequest(f"invalid dataset name {dataset!r}: use letters, digits, '_' or '-'")
     info = await feed.dataset(dataset or _dataset(feed))
-    return await dashboard(feed.nc, info.dataset, total_tasks=info.total)
+    return await dashboard(
+        feed.nc, info.dataset, total_tasks=info.total, snapshot_dir=feed.settings.snapshot_location
+    )
 
 
 @get("/health", summary="Liveness: the process answers")

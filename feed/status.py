@@ -49,10 +49,10 @@ async def _sessions_with_holds(nc: Client, dataset: str) -> list[str]:
     return sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))
 
 
-async def queue_status(nc: Client, info: DatasetInfo) -> QueueStatus:
+async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None = None) -> QueueStatus:
     """The dataset's queue status, per session."""
     route = route_of(info)
-    answered: Counter[str] = await answer_counts(nc, info.dataset)
+    answered: Counter[str] = await answer_counts(nc, info.dataset, snapshot_dir)
     sessions = sorted(set(answered) | set(await _sessions_with_holds(nc, info.dataset)))
     now = now_ms()
     holds = await asyncio.gather(*(read_holds(nc, info.dataset, s) for s in sessions))

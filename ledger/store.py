@@ -28,7 +28,7 @@ from ledger.events import (
 )
 from ledger.streams import EVENTS_STREAM, events_subject
 
-__all__ = ["Ledger", "LedgerEntry", "subject_kind"]
+__all__ = ["Ledger", "LedgerEntry", "RawEntry", "batch_msg_id", "subject_kind"]
 
 _KINDS: dict[type, str] = {
     AnswerRecorded: "answers",
@@ -38,9 +38,24 @@ _KINDS: dict[type, str] = {
 }
 
 
+def batch_msg_id(events: Sequence[Event]) -> str:
+    """The `Nats-Msg-Id` of a ledger message: derived from its event ids, so a retry dedupes."""
+    return "b-" + xxhash.xxh3_128_hexdigest(",".join(e.event_id for e in events).encode())
+
+
 def subject_kind(event: Event) -> str:
     """The last subject token for an event: `answers`, `reviews`, `config`, `dropped`."""
     return _KINDS[type(event)]
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One ledger message, not decoded."""
+
+    seq: int
+    timestamp_ns: int
+    data: bytes
+    subject: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +86,7 @@ class Ledger:
         kind = subject_kind(first)
         if any(e.dataset != first.dataset or subject_kind(e) != kind for e in events):
             raise ValueError("one ledger message holds events of one dataset and kind")
-        msg_id = "b-" + xxhash.xxh3_128_hexdigest(",".join(e.event_id for e in events).encode())
+        msg_id = batch_msg_id(events)
         try:
             ack = await self._js.publish(
                 events_subject(first.dataset, kind),
@@ -93,6 +108,18 @@ class Ledger:
         batch: int = 2000,
     ) -> AsyncIterator[LedgerEntry]:
         """Yield ledger messages in stream order, as they stand when reading starts."""
+        async for raw in self.read_raw(dataset, start_seq=start_seq, to_seq=to_seq, batch=batch):
+            yield LedgerEntry(raw.seq, raw.timestamp_ns, decode_batch(raw.data))
+
+    async def read_raw(
+        self,
+        dataset: str | None = None,
+        *,
+        start_seq: int = 1,
+        to_seq: int | None = None,
+        batch: int = 2000,
+    ) -> AsyncIterator[RawEntry]:
+        """Like `read`, without decoding: the message bytes as the ledger holds them."""
         subject = events_subject(dataset or "*", ">") if dataset else "quorum.events.>"
         config = ConsumerConfig(
             ack_policy=AckPolicy.NONE,
@@ -119,7 +146,7 @@ class Ledger:
                     if to_seq is not None and seq > to_seq:
                         return
                     stamp = int(meta.timestamp.timestamp() * 1_000_000_000)
-                    yield LedgerEntry(seq, stamp, decode_batch(msg.data))
+                    yield RawEntry(seq, stamp, msg.data, msg.subject)
                     remaining = meta.num_pending
         finally:
             try:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import xxhash
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -36,6 +37,7 @@ __all__ = [
     "ensure_streams",
     "events_subject",
     "holds_subject",
+    "ledger_identity",
     "seen_subject",
     "tasks_subject",
 ]
@@ -145,3 +147,14 @@ async def ensure_streams(js: JetStreamContext) -> KeyValue:
         return await js.create_key_value(
             KeyValueConfig(bucket=CONFIG_BUCKET, history=5, storage=StorageType.FILE)
         )
+
+
+async def ledger_identity(js: JetStreamContext) -> str:
+    """The identity of this ledger: derived from when its EVENTS stream was created.
+
+    Snapshots record it, so a snapshot directory is never mixed with another ledger's
+    (a stream deleted and created again is another ledger: its sequences restart).
+    """
+    info = await js.stream_info(EVENTS_STREAM)
+    created = info.created.isoformat() if info.created is not None else "unknown"
+    return "ledger-" + xxhash.xxh3_64_hexdigest(f"{EVENTS_STREAM}@{created}".encode())

@@ -28,12 +28,13 @@ from ledger.datasets import get_dataset
 from ledger.streams import ensure_streams
 from projections.errors import ProjectionError, QueryError, ReadOnlyQuery
 from projections.functions import register_functions, unregister_functions
-from projections.snapshots import SnapshotSet, find_snapshots
+from projections.snapshots import SnapshotSet, load_snapshots
 from projections.tail import TAIL_SCHEMA, TailFile, read_tail
 
 __all__ = [
     "EVENT_COLUMNS",
     "VIEWS",
+    "Cut",
     "Projections",
     "check_query",
     "load_projections",
@@ -153,7 +154,23 @@ class Projections:
         self.close()
 
 
-def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None) -> str:
+@dataclass(frozen=True)
+class Cut:
+    """Time travel: only events up to a stream sequence and/or recorded up to a time."""
+
+    to_seq: int | None = None
+    until_ms: int | None = None
+
+    def where(self) -> str:
+        clauses = []
+        if self.to_seq is not None:
+            clauses.append(f"seq <= {int(self.to_seq)}")
+        if self.until_ms is not None:
+            clauses.append(f"recorded_at <= {int(self.until_ms)}")
+        return " AND ".join(clauses)
+
+
+def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None, cut: Cut | None = None) -> str:
     columns = ", ".join(EVENT_COLUMNS)
     parts = [f"SELECT {columns} FROM read_parquet({_literal(str(tail.path))})"]
     files = snapshots.files(dataset)
@@ -163,7 +180,10 @@ def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None) ->
             f"SELECT {snapshots.select_columns(EVENT_COLUMNS)} FROM read_parquet({listing}, "
             f"union_by_name = true) WHERE seq <= {int(snapshots.last_seq)}"
         )
-    return "CREATE VIEW events AS " + " UNION ALL BY NAME ".join(parts)
+    union = " UNION ALL BY NAME ".join(parts)
+    if cut is not None and cut.where():
+        return f"CREATE VIEW events AS SELECT * FROM ({union}) WHERE {cut.where()}"
+    return "CREATE VIEW events AS " + union
 
 
 def _configure(con: duckdb.DuckDBPyConnection, scratch: Path, memory_limit: str) -> None:
@@ -200,6 +220,7 @@ def build(
     session_views: bool = False,
     materialize: bool = False,
     memory_limit: str = "1GB",
+    cut: Cut | None = None,
 ) -> Projections:
     """Define every view over `tail` and `snapshots`; reopen read-only if asked.
 
@@ -212,7 +233,7 @@ def build(
         con = duckdb.connect(path)
         register_functions(con)
         _configure(con, scratch, memory_limit)
-        con.execute(_events_view(tail, snapshots, dataset))
+        con.execute(_events_view(tail, snapshots, dataset, cut))
         con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
         sessions = _create_session_views(con) if session_views else []
         if materialize and not read_only:
@@ -238,12 +259,23 @@ async def open_projections(
     session_views: bool = False,
     materialize: bool = False,
     memory_limit: str = "1GB",
+    snapshot_dir: str | Path | None = None,
+    cut: Cut | None = None,
 ) -> Projections:
-    """Snapshots + the live tail as DuckDB views, for one dataset or all of them."""
-    snapshots = snapshots if snapshots is not None else find_snapshots(None)
+    """Snapshots + the live tail as DuckDB views, for one dataset or all of them.
+
+    The snapshots are `snapshots`, or those committed in `snapshot_dir`, or none (the
+    whole ledger is read from the stream). `cut` limits every view to the ledger as it
+    was at a sequence number or a time.
+    """
+    if snapshots is None:
+        snapshots = await load_snapshots(nc, snapshot_dir)
     scratch = Path(tempfile.mkdtemp(prefix="quorum-projections-"))
+    to_seq = snapshots.last_seq if snapshots.frozen else (cut.to_seq if cut else None)
     try:
-        tail = await read_tail(nc, scratch / "tail.parquet", dataset=dataset, after_seq=snapshots.last_seq)
+        tail = await read_tail(
+            nc, scratch / "tail.parquet", dataset=dataset, after_seq=snapshots.last_seq, to_seq=to_seq
+        )
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -257,6 +289,7 @@ async def open_projections(
         session_views=session_views,
         materialize=materialize,
         memory_limit=memory_limit,
+        cut=cut,
     )
 
 
@@ -269,6 +302,8 @@ async def load_projections(
     session_views: bool = False,
     materialize: bool = False,
     memory_limit: str = "1GB",
+    snapshot_dir: str | Path | None = None,
+    cut: Cut | None = None,
 ) -> Projections:
     """Connect to NATS at `url`, check `dataset` exists, open the projections, disconnect.
 
@@ -287,6 +322,8 @@ async def load_projections(
             session_views=session_views,
             materialize=materialize,
             memory_limit=memory_limit,
+            snapshot_dir=snapshot_dir,
+            cut=cut,
         )
     finally:
         await nc.close()

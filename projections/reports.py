@@ -17,7 +17,6 @@ from nats.aio.client import Client
 from projections.agreement import NO_OVERLAP, span_score
 from projections.duck import Projections, open_projections
 from projections.errors import NoOverlap
-from projections.snapshots import SnapshotSet
 
 __all__ = [
     "AgreementReport",
@@ -182,9 +181,9 @@ def disagreements(projections: Projections, dataset: str, limit: int | None = No
     ]
 
 
-async def answer_counts(nc: Client, dataset: str, snapshots: SnapshotSet | None = None) -> Counter[str]:
+async def answer_counts(nc: Client, dataset: str, snapshot_dir: str | None = None) -> Counter[str]:
     """Current answers per session of `dataset`, from snapshots plus the live tail."""
-    projections = await open_projections(nc, dataset=dataset, snapshots=snapshots)
+    projections = await open_projections(nc, dataset=dataset, snapshot_dir=snapshot_dir)
     try:
         return await asyncio.to_thread(session_counts, projections, dataset)
     finally:
@@ -318,10 +317,10 @@ def dashboard_data(
 
 
 async def dashboard(
-    nc: Client, dataset: str, *, total_tasks: int = 0, snapshots: SnapshotSet | None = None
+    nc: Client, dataset: str, *, total_tasks: int = 0, snapshot_dir: str | None = None
 ) -> dict[str, Any]:
     """`dashboard_data` over fresh projections of `dataset` (DuckDB runs off the event loop)."""
-    projections = await open_projections(nc, dataset=dataset, snapshots=snapshots, materialize=True)
+    projections = await open_projections(nc, dataset=dataset, snapshot_dir=snapshot_dir, materialize=True)
     try:
         return await asyncio.to_thread(dashboard_data, projections, dataset, total_tasks=total_tasks)
     finally:

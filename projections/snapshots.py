@@ -1,9 +1,10 @@
-"""Where the Parquet snapshots are, and how their columns map onto the `events` view.
+"""Which Parquet snapshots the projections read, and how their columns map onto `events`.
 
-The snapshotter (`ledger snapshot`) owns the files; this module only finds and reads
-them: `dataset=<name>/part-<first_seq>-<last_seq>.parquet` under one root, every event
-with a stream sequence up to `last_seq` in them. Events after `last_seq` come from the
-live tail (`projections.tail`).
+The snapshotter (`ledger snapshot`, `ledger/snapshots.py`) owns the files and their
+manifest; this module only reads the manifest: the files it lists hold every event up
+to `through_seq`, and events after that come from the live tail (`projections.tail`).
+A time-travel snapshot (`ledger replay --to-seq/--until --out DIR`) is read alone,
+without the tail: it is the ledger as it was.
 """
 
 from __future__ import annotations
@@ -13,30 +14,47 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from nats.aio.client import Client
 
+from ledger.snapshot_store import SnapshotStore
+from ledger.snapshots import check_history
+from ledger.streams import ensure_streams, ledger_identity
 from projections.tail import TAIL_SCHEMA
 
-__all__ = ["SnapshotSet", "find_snapshots"]
+__all__ = ["SnapshotSet", "load_snapshots"]
 
 
 @dataclass(frozen=True)
 class SnapshotSet:
-    """The snapshot files under `root` that cover the ledger up to `last_seq`."""
+    """Snapshot files that together hold every event up to `last_seq`.
+
+    Built from a manifest by `load_snapshots` (`paths` per dataset), or by hand from a
+    directory in the snapshot layout (`root`), whose parts are then found by name.
+    """
 
     root: Path | None = None
     last_seq: int = 0
+    paths: dict[str, list[str]] | None = None
+    frozen: bool = False
+    """A time-travel cut: read without the live tail."""
+    location: str = ""
 
-    def files(self, dataset: str | None = None) -> list[Path]:
+    def files(self, dataset: str | None = None) -> list[str]:
         """The Parquet parts of `dataset` (or of every dataset), in sequence order."""
+        if self.paths is not None:
+            if dataset is not None:
+                return list(self.paths.get(dataset, []))
+            return [path for name in sorted(self.paths) for path in self.paths[name]]
         if self.root is None or self.last_seq <= 0:
             return []
         pattern = f"dataset={dataset or '*'}/part-*.parquet"
-        return sorted(self.root.glob(pattern), key=_first_seq)
+        return [str(p) for p in sorted(self.root.glob(pattern), key=_first_seq)]
 
     def select_columns(self, columns: Iterable[str]) -> str:
         """A SELECT list giving the snapshot files the columns (and types) of the tail."""
         files = self.files()
-        present = set(pq.read_schema(files[0]).names) if files else set()
+        local = files and "://" not in files[0]
+        present = set(pq.read_schema(files[0]).names) if local else set(TAIL_SCHEMA.names)
         parts = []
         for name in columns:
             arrow_type = TAIL_SCHEMA.field(name).type
@@ -63,14 +81,29 @@ def _first_seq(path: Path) -> int:
         return 0
 
 
-def find_snapshots(root: Path | None = None) -> SnapshotSet:
-    """The finished snapshots under `root`, as far as the snapshotter says it got.
+async def load_snapshots(nc: Client, location: str | Path | None) -> SnapshotSet:
+    """The committed snapshots at `location` for the ledger behind `nc`.
 
-    Only the snapshotter knows the last sequence it has written for *every* dataset (a
-    file name gives one dataset's range, and guessing from the newest file could skip
-    another dataset's unflushed events). Until it records that position, this returns
-    no snapshots and the projections read the whole ledger from JetStream — correct,
-    only slower; pass `SnapshotSet(root, last_seq)` where the position is known.
+    No location, or one without a manifest yet: no snapshots, the projections read the
+    whole ledger from the stream. Raises `ForeignSnapshots` for another ledger's
+    directory and `HistoryGap` when the stream lost events the snapshots don't have.
     """
-    del root
-    return SnapshotSet()
+    js = nc.jetstream()
+    kv = await ensure_streams(js)
+    store = SnapshotStore(location) if location is not None else None
+    manifest = store.read_manifest() if store is not None else None
+    if store is None or manifest is None:
+        await check_history(js, kv, 0)
+        return SnapshotSet()
+    manifest = store.load(await ledger_identity(js))
+    if manifest.cut is None:
+        await check_history(js, kv, manifest.through_seq)
+    paths: dict[str, list[str]] = {}
+    for part, full in zip(manifest.files, store.full_paths(manifest.files), strict=True):
+        paths.setdefault(part.dataset, []).append(full)
+    return SnapshotSet(
+        last_seq=manifest.through_seq,
+        paths=paths,
+        frozen=manifest.cut is not None,
+        location=store.location,
+    )

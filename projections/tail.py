@@ -13,142 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pyarrow as pa
 import pyarrow.parquet as pq
 from nats.aio.client import Client
 
-from ledger.events import AnswerRecorded, DatasetConfigured, DatasetDropped, Event, ReviewRecorded
+from ledger.columns import EVENT_SCHEMA, ColumnBuffer, message_rows
+from ledger.columns import entry_rows as _message_rows
 from ledger.store import Ledger, LedgerEntry
 
-__all__ = ["TAIL_SCHEMA", "TailFile", "entry_rows", "read_tail", "write_rows"]
+__all__ = ["TAIL_SCHEMA", "TailFile", "entry_rows", "read_tail"]
 
-_SPAN = pa.struct(
-    [
-        ("start", pa.int64()),
-        ("end", pa.int64()),
-        ("label", pa.string()),
-        ("token_start", pa.int64()),
-        ("token_end", pa.int64()),
-    ]
-)
-
-# One row per event. Column names follow the snapshot files' (docs/projections.md).
-TAIL_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("position", pa.int32()),
-        ("event_id", pa.string()),
-        ("kind", pa.string()),
-        ("dataset", pa.string()),
-        ("session", pa.string()),
-        ("session_id", pa.string()),
-        ("annotator", pa.string()),
-        ("reviewer", pa.string()),
-        ("answer", pa.string()),
-        ("view_id", pa.string()),
-        ("input_hash", pa.int64()),
-        ("task_hash", pa.int64()),
-        ("label", pa.string()),
-        ("accept", pa.list_(pa.string())),
-        ("spans", pa.list_(_SPAN)),
-        ("example", pa.string()),
-        ("recipe", pa.string()),
-        ("config", pa.string()),
-        ("handed_out_at", pa.int64()),
-        ("recorded_at", pa.int64()),
-    ]
-)
-
-_encode = msgspec.json.Encoder().encode
-_KIND = {
-    AnswerRecorded: "answer_recorded",
-    ReviewRecorded: "review_recorded",
-    DatasetConfigured: "dataset_configured",
-    DatasetDropped: "dataset_dropped",
-}
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _label(example: dict[str, Any]) -> str | None:
-    label = example.get("label")
-    return label if isinstance(label, str) else None
-
-
-def _accept(example: dict[str, Any]) -> list[str] | None:
-    accept = example.get("accept")
-    if not isinstance(accept, list):
-        return None
-    return [str(option) for option in accept]
-
-
-def _spans(example: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Spans as typed structs; a malformed span keeps its place with null fields."""
-    spans = example.get("spans")
-    if not isinstance(spans, list):
-        return None
-    typed = []
-    for span in spans:
-        span = span if isinstance(span, dict) else {}
-        label = span.get("label")
-        typed.append(
-            {
-                "start": _int(span.get("start")),
-                "end": _int(span.get("end")),
-                "label": label if isinstance(label, str) else None,
-                "token_start": _int(span.get("token_start")),
-                "token_end": _int(span.get("token_end")),
-            }
-        )
-    return typed
-
-
-def _row(seq: int, position: int, event: Event) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "seq": seq,
-        "position": position,
-        "event_id": event.event_id,
-        "kind": _KIND[type(event)],
-        "dataset": event.dataset,
-        "recorded_at": event.recorded_at,
-    }
-    if isinstance(event, AnswerRecorded | ReviewRecorded):
-        example = event.example
-        row.update(
-            answer=event.answer,
-            view_id=event.view_id,
-            input_hash=event.input_hash,
-            task_hash=event.task_hash,
-            label=_label(example),
-            accept=_accept(example),
-            spans=_spans(example),
-            example=_encode(example).decode(),
-        )
-    if isinstance(event, AnswerRecorded):
-        row.update(
-            session=event.session,
-            session_id=event.session_id,
-            annotator=event.annotator,
-            handed_out_at=event.handed_out_at,
-        )
-    elif isinstance(event, ReviewRecorded):
-        row["reviewer"] = event.reviewer
-    elif isinstance(event, DatasetConfigured):
-        row.update(recipe=event.recipe, view_id=event.view_id, config=_encode(event.config).decode())
-    return row
+# The tail has the columns of the snapshot files (ledger/columns.py, docs/ledger.md).
+TAIL_SCHEMA = EVENT_SCHEMA
 
 
 def entry_rows(entry: LedgerEntry) -> list[dict[str, Any]]:
     """The rows of one ledger message, in the order of its events."""
-    return [_row(entry.seq, position, event) for position, event in enumerate(entry.events)]
-
-
-def write_rows(writer: pq.ParquetWriter, rows: list[dict[str, Any]]) -> None:
-    """Append `rows` to a Parquet file of `TAIL_SCHEMA`."""
-    if rows:
-        writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=TAIL_SCHEMA))
+    return _message_rows(entry.seq, entry.events)
 
 
 class TailFile(msgspec.Struct):
@@ -166,6 +46,7 @@ async def read_tail(
     *,
     dataset: str | None = None,
     after_seq: int = 0,
+    to_seq: int | None = None,
     chunk: int = 20_000,
 ) -> TailFile:
     """Write every event with sequence > `after_seq` (of `dataset`, or all) to `path`.
@@ -173,17 +54,16 @@ async def read_tail(
     The file always exists, with zero rows when the tail is empty, so views over it
     need no special case.
     """
-    rows: list[dict[str, Any]] = []
+    buffer = ColumnBuffer()
     count = 0
     last_seq = after_seq
     with pq.ParquetWriter(path, TAIL_SCHEMA, compression="zstd") as writer:
-        async for entry in Ledger(nc).read(dataset, start_seq=after_seq + 1):
-            rows.extend(entry_rows(entry))
-            last_seq = entry.seq
-            if len(rows) >= chunk:
-                write_rows(writer, rows)
-                count += len(rows)
-                rows = []
-        write_rows(writer, rows)
-        count += len(rows)
+        async for raw in Ledger(nc).read_raw(dataset, start_seq=after_seq + 1, to_seq=to_seq):
+            buffer.extend(message_rows(raw.seq, raw.data))
+            last_seq = raw.seq
+            if buffer.rows >= chunk:
+                count += buffer.rows
+                writer.write_batch(buffer.take())
+        count += buffer.rows
+        writer.write_batch(buffer.take())
     return TailFile(path=path, rows=count, after_seq=after_seq, last_seq=last_seq)

@@ -8,6 +8,7 @@ any work starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -109,10 +110,8 @@ async def load_components(url: str, components: Components, settings: Settings) 
     try:
         kv = await ensure_streams(nc.jetstream())
         routing = routing_of(settings)
-        try:
+        with contextlib.suppress(UnknownDataset):
             _check_same_routing(await get_dataset(kv, components.dataset), routing)
-        except UnknownDataset:
-            pass
         excluded = await _excluded_hashes(nc, settings)
         key = "_task_hash" if settings.exclude_by == "task" else "_input_hash"
         skipped = 0

@@ -42,6 +42,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Directory for the embedded NATS store, its run file and the token secret.",
     ),
     Setting(
+        "snapshot_dir",
+        "QUORUM_SNAPSHOT_DIR",
+        str,
+        None,
+        "Where `ledger snapshot` writes Parquet: a directory or a pyarrow URI (s3://…). "
+        "Unset: <data dir>/snapshots.",
+    ),
+    Setting(
         "nats_url",
         "QUORUM_NATS_URL",
         str,
@@ -177,6 +185,7 @@ class Settings:
     """The validated settings of this process."""
 
     data_dir: Path = Path(".quorum")
+    snapshot_dir: str | None = None
     nats_url: str | None = None
     nats_port: int = 0
     host: str = "localhost"
@@ -199,6 +208,11 @@ class Settings:
     admin_token: str | None = None
     instant_submit: bool = False
     session_idle: float = 30 * 86400.0
+
+    @property
+    def snapshot_location(self) -> str:
+        """The snapshot root: `snapshot_dir`, or `snapshots` inside the data dir."""
+        return self.snapshot_dir or str(self.data_dir / "snapshots")
 
     @property
     def session_allow_list(self) -> frozenset[str] | None:

@@ -30,10 +30,16 @@ class AgreementResult(msgspec.Struct, omit_defaults=True):
 
 
 def compute_agreement(
-    url: str, dataset: str, *, review: bool = False, limit: int | None = None
+    url: str,
+    dataset: str,
+    *,
+    review: bool = False,
+    limit: int | None = None,
+    snapshot_dir: str | None = None,
 ) -> AgreementResult:
     """Agreement figures of `dataset` (and its disagreements with `review`)."""
-    with asyncio.run(load_projections(url, dataset=dataset, materialize=True)) as projections:
+    loading = load_projections(url, dataset=dataset, materialize=True, snapshot_dir=snapshot_dir)
+    with asyncio.run(loading) as projections:
         report = agreement_report(projections, dataset)
         queue = disagreements(projections, dataset, limit) if review else None
     return AgreementResult(report, queue)
@@ -130,7 +136,9 @@ def agreement(
         raise typer.BadParameter("use table or json", param_hint="--format")
     settings = load_settings(data_dir=data_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
-        result = compute_agreement(url, dataset, review=show_disagreements, limit=limit)
+        result = compute_agreement(
+            url, dataset, review=show_disagreements, limit=limit, snapshot_dir=settings.snapshot_location
+        )
     if fmt == "json":
         payload: dict[str, Any] = msgspec.to_builtins(result.report)
         if result.disagreements is not None:

@@ -10,9 +10,9 @@ from typing import Annotated, BinaryIO
 import typer
 
 from ledger.names import validate_dataset_name
-from projections.duck import load_projections
+from projections.duck import Cut, load_projections
 from projections.export import export_jsonl
-from quorum.cli.options import DataDir
+from quorum.cli.options import DataDir, SnapshotDir, ToSeq, Until, parse_until
 from quorum.natsd import nats_server
 from quorum.settings import load_settings
 
@@ -20,7 +20,14 @@ __all__ = ["db_out", "export_dataset", "register"]
 
 
 def export_dataset(
-    url: str, dataset: str, out: BinaryIO, *, session: str | None = None, answer: str | None = None
+    url: str,
+    dataset: str,
+    out: BinaryIO,
+    *,
+    session: str | None = None,
+    answer: str | None = None,
+    snapshot_dir: str | None = None,
+    cut: Cut | None = None,
 ) -> int:
     """Write the dataset's current answers to `out` as JSONL; return how many.
 
@@ -29,7 +36,9 @@ def export_dataset(
     the answer keys go to a temporary table first, which DuckDB can spill, so the sort
     that follows has its memory to itself.
     """
-    projections = asyncio.run(load_projections(url, dataset=dataset, materialize=True))
+    projections = asyncio.run(
+        load_projections(url, dataset=dataset, materialize=True, snapshot_dir=snapshot_dir, cut=cut)
+    )
     with projections:
         return export_jsonl(projections, dataset, out, session=session, answer=answer)
 
@@ -45,24 +54,42 @@ def db_out(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")
     ] = None,
+    until: Until = None,
+    to_seq: ToSeq = None,
     data_dir: DataDir = None,
+    snapshot_dir: SnapshotDir = None,
 ) -> None:
     """Print a dataset as JSONL: the latest answer per task per session.
 
     Works while a recipe is running (it finds its NATS through the data dir) and after.
+    Time travel: --until 2026-11-16 prints the dataset as it was at the end of that day.
+
     Example: quorum db-out news > annotations.jsonl
     """
     validate_dataset_name(dataset)
     if answer is not None and answer not in ("accept", "reject", "ignore"):
         raise typer.BadParameter("use accept, reject or ignore", param_hint="--answer")
-    settings = load_settings(data_dir=data_dir)
+    cut = Cut(to_seq=to_seq, until_ms=parse_until(until)) if until or to_seq else None
+    settings = load_settings(data_dir=data_dir, snapshot_dir=snapshot_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
+
+        def export(out: BinaryIO) -> int:
+            return export_dataset(
+                url,
+                dataset,
+                out,
+                session=session,
+                answer=answer,
+                snapshot_dir=settings.snapshot_location,
+                cut=cut,
+            )
+
         if output is None:
-            export_dataset(url, dataset, sys.stdout.buffer, session=session, answer=answer)
+            export(sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
             with output.open("wb") as handle:
-                count = export_dataset(url, dataset, handle, session=session, answer=answer)
+                count = export(handle)
             typer.echo(f"✔ wrote {count:,} answers to {output}", err=True)
 
 

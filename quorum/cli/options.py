@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,57 +18,103 @@ __all__ = [
     "FeedOverlap",
     "Host",
     "Port",
+    "SnapshotDir",
+    "ToSeq",
+    "Until",
     "Workers",
+    "parse_until",
 ]
 
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Where the embedded NATS keeps its data [env: QUORUM_DATA_DIR, default ./.quorum]"
+        "--data-dir",
+        help="Where the embedded NATS keeps its data \\[env: QUORUM_DATA_DIR, default ./.quorum]",
+    ),
+]
+SnapshotDir = Annotated[
+    str | None,
+    typer.Option(
+        "--snapshot-dir",
+        help="Parquet snapshots: a directory or URI "
+        "\\[env: QUORUM_SNAPSHOT_DIR, default <data dir>/snapshots]",
     ),
 ]
 Host = Annotated[
-    str | None, typer.Option("--host", help="Interface to listen on [env: QUORUM_HOST, default localhost]")
+    str | None, typer.Option("--host", help="Interface to listen on \\[env: QUORUM_HOST, default localhost]")
 ]
 Port = Annotated[
-    int | None, typer.Option("--port", help="Port to listen on [env: QUORUM_PORT, default 8080]")
+    int | None, typer.Option("--port", help="Port to listen on \\[env: QUORUM_PORT, default 8080]")
 ]
 Workers = Annotated[
-    int | None, typer.Option("--workers", help="Granian worker processes [env: QUORUM_WORKERS, default 1]")
+    int | None, typer.Option("--workers", help="Granian worker processes \\[env: QUORUM_WORKERS, default 1]")
 ]
 BatchSize = Annotated[
-    int | None, typer.Option("--batch-size", help="Tasks per request [env: QUORUM_BATCH_SIZE, default 10]")
+    int | None, typer.Option("--batch-size", help="Tasks per request \\[env: QUORUM_BATCH_SIZE, default 10]")
 ]
 AckWait = Annotated[
     float | None,
     typer.Option(
-        "--ack-wait", help="Seconds before an unanswered task goes to someone else [env: QUORUM_ACK_WAIT]"
+        "--ack-wait", help="Seconds before an unanswered task goes to someone else \\[env: QUORUM_ACK_WAIT]"
     ),
 ]
 FeedOverlap = Annotated[
     bool | None,
     typer.Option(
         "--feed-overlap/--no-feed-overlap",
-        help="Every session annotates every task, or each task goes to one session [env: QUORUM_FEED_OVERLAP]",
+        help="Every session annotates every task, or each task goes to one session "
+        "\\[env: QUORUM_FEED_OVERLAP]",
     ),
 ]
 AnnotationsPerTask = Annotated[
     int | None,
     typer.Option(
         "--annotations-per-task",
-        help="Each task answered by exactly K distinct sessions, late joiners included [env: QUORUM_ANNOTATIONS_PER_TASK]",
+        help="Each task answered by exactly K distinct sessions, late joiners included "
+        "\\[env: QUORUM_ANNOTATIONS_PER_TASK]",
     ),
 ]
 Exclude = Annotated[
     str | None,
     typer.Option(
         "--exclude",
-        help="Skip tasks already answered in these datasets (comma-separated) [env: QUORUM_EXCLUDE]",
+        help="Skip tasks already answered in these datasets (comma-separated) \\[env: QUORUM_EXCLUDE]",
     ),
 ]
 ExcludeBy = Annotated[
     str | None,
     typer.Option(
-        "--exclude-by", help="Compare by 'task' or 'input' hash for --exclude [env: QUORUM_EXCLUDE_BY]"
+        "--exclude-by", help="Compare by 'task' or 'input' hash for --exclude \\[env: QUORUM_EXCLUDE_BY]"
     ),
 ]
+
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Time travel: only events recorded up to this time (ISO 8601, e.g. 2026-11-16 or "
+        "2026-11-16T18:00:00+01:00; without an offset: UTC)",
+    ),
+]
+ToSeq = Annotated[
+    int | None,
+    typer.Option("--to-seq", min=1, help="Time travel: only events up to this ledger sequence number"),
+]
+
+
+def parse_until(text: str | None) -> int | None:
+    """`--until` as milliseconds since the epoch; a date alone means the end of that day."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time: use e.g. 2026-11-16 or 2026-11-16T18:00:00Z",
+            param_hint="--until",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if len(text.strip()) == 10:  # a date: everything recorded that day counts
+        return int(moment.timestamp() * 1000) + 86_400_000 - 1
+    return int(moment.timestamp() * 1000)

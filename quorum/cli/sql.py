@@ -20,7 +20,7 @@ from ledger.names import validate_dataset_name
 from projections.duck import VIEWS, Projections, check_query, load_projections
 from projections.errors import QueryError
 from projections.output import FORMATS, write_csv, write_json, write_parquet
-from quorum.cli.options import DataDir
+from quorum.cli.options import DataDir, SnapshotDir
 from quorum.natsd import nats_server
 from quorum.settings import load_settings
 
@@ -81,8 +81,10 @@ def print_result(reader: pa.RecordBatchReader, fmt: str, output: Path | None, co
         return writer(reader, handle)
 
 
-def _open(url: str, dataset: str | None) -> Projections:
-    return asyncio.run(load_projections(url, dataset=dataset, read_only=True, session_views=True))
+def _open(url: str, dataset: str | None, snapshot_dir: str | None) -> Projections:
+    return asyncio.run(
+        load_projections(url, dataset=dataset, read_only=True, session_views=True, snapshot_dir=snapshot_dir)
+    )
 
 
 def _statements(lines: Any, prompt: bool) -> Any:
@@ -105,13 +107,13 @@ def _statements(lines: Any, prompt: bool) -> Any:
         yield "\n".join(buffer)
 
 
-def shell(url: str, dataset: str | None, fmt: str, console: Console) -> int:
+def shell(url: str, dataset: str | None, fmt: str, console: Console, snapshot_dir: str | None = None) -> int:
     """The interactive shell: read statements, print results; return how many failed."""
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401  (line editing and history for input())
-    projections = _open(url, dataset)
+    projections = _open(url, dataset, snapshot_dir)
     failures = 0
     err = Console(stderr=True)
     if interactive:
@@ -130,7 +132,7 @@ def shell(url: str, dataset: str | None, fmt: str, console: Console) -> int:
                     break
                 if command[0] == ".refresh":
                     projections.close()
-                    projections = _open(url, dataset)
+                    projections = _open(url, dataset, snapshot_dir)
                     continue
                 if command[0] == ".tables":
                     statement = (
@@ -165,6 +167,7 @@ def sql(
         typer.Option("--dataset", "-d", help="Only this dataset's events (reads less of the ledger)"),
     ] = None,
     data_dir: DataDir = None,
+    snapshot_dir: SnapshotDir = None,
 ) -> None:
     """Query annotations with SQL: views over the Parquet snapshots plus the live ledger.
 
@@ -182,13 +185,13 @@ def sql(
     if query is not None:
         check_query(query)  # a syntax error fails before anything is read
     console = Console(soft_wrap=False)
-    settings = load_settings(data_dir=data_dir)
+    settings = load_settings(data_dir=data_dir, snapshot_dir=snapshot_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
         if query is None:
-            if shell(url, dataset, fmt, console):
+            if shell(url, dataset, fmt, console, settings.snapshot_location):
                 raise typer.Exit(1)
             return
-        with _open(url, dataset) as projections:
+        with _open(url, dataset, settings.snapshot_location) as projections:
             count = print_result(projections.run_query(query), fmt, output, console)
     if output is not None:
         typer.echo(f"✔ wrote {count:,} rows to {output}", err=True)

@@ -33,12 +33,15 @@ async def _names(url: str, dataset: str | None) -> list[str]:
         await nc.close()
 
 
-def collect_stats(url: str, dataset: str | None = None) -> list[DatasetCounts]:
+def collect_stats(
+    url: str, dataset: str | None = None, snapshot_dir: str | None = None
+) -> list[DatasetCounts]:
     """Stats for `dataset`, or for every dataset, read from the projections."""
     names = asyncio.run(_names(url, dataset))
     if not names:
         return []
-    with asyncio.run(load_projections(url, dataset=dataset, materialize=True)) as projections:
+    loading = load_projections(url, dataset=dataset, materialize=True, snapshot_dir=snapshot_dir)
+    with asyncio.run(loading) as projections:
         return dataset_counts(projections, names)
 
 
@@ -52,7 +55,7 @@ def stats(
     """
     settings = load_settings(data_dir=data_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
-        results = collect_stats(url, dataset)
+        results = collect_stats(url, dataset, settings.snapshot_location)
     console = Console()
     if not results:
         console.print("No datasets yet. Start one with a recipe, e.g. quorum ner.manual …")

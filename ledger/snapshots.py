@@ -1,0 +1,442 @@
+"""The snapshotter: the EVENTS stream written out as zstd Parquet, restartably.
+
+`snapshot` reads the ledger from just after the manifest's `through_seq` with a durable
+pull consumer, buffers rows per dataset into row groups, and commits: every open part
+is finished (renamed into place) and a new manifest lists them with the new
+`through_seq`. It commits every `file_rows` events, at the end of a one-shot run, and
+every `interval` seconds while following. Killed at any point, the next run starts
+from the last manifest and removes whatever the killed run left unlisted, so there is
+never a duplicate or a gap.
+
+`replay` rebuilds snapshots from the stream (all of them, or one dataset's), and writes
+time-travel cuts (`to_seq`, `until_ms`) to a separate root. A history gap — events the
+stream no longer holds that no snapshot has — is an error, never a silent partial
+replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+import msgspec
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
+
+from ledger.columns import DATASET_AT, RECORDED_AT, ColumnBuffer, Row, message_rows
+from ledger.errors import LedgerError
+from ledger.snapshot_store import Cut, Manifest, PartFile, PartWriter, SnapshotStore
+from ledger.streams import EVENTS_STREAM, ensure_streams, events_subject, ledger_identity
+
+__all__ = [
+    "SNAPSHOTTER",
+    "HistoryGap",
+    "SnapshotOptions",
+    "SnapshotReport",
+    "add_purged",
+    "check_history",
+    "purged_messages",
+    "replay",
+    "snapshot",
+]
+
+SNAPSHOTTER = "quorum-snapshotter"
+_PURGED_KEY = "ledger.purged"
+Progress = Callable[[int, int], None]
+
+
+class HistoryGap(LedgerError):
+    """The stream no longer holds events that no snapshot has: history would be partial."""
+
+
+@dataclass(frozen=True)
+class SnapshotOptions:
+    """How big files and row groups get, and how often a follower commits."""
+
+    file_rows: int = 1_000_000
+    """Commit (finish every open file) after this many events."""
+    row_group_rows: int = 100_000
+    """Rows per Parquet row group (DuckDB reads 100k–1M-row groups best)."""
+    interval: float = 10.0
+    """Following: commit buffered events at least this often (seconds)."""
+    fetch_batch: int = 1000
+
+
+@dataclass
+class SnapshotReport:
+    """What a snapshot or replay run did."""
+
+    messages: int = 0
+    events: int = 0
+    files: list[PartFile] = field(default_factory=list)
+    through_seq: int = 0
+    seconds: float = 0.0
+    orphans_removed: list[str] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+
+class _Purged(msgspec.Struct):
+    messages: int = 0
+
+
+async def purged_messages(kv: KeyValue) -> int:
+    """How many ledger messages `ledger compact` purged (dropped datasets), ever."""
+    try:
+        entry = await kv.get(_PURGED_KEY)
+    except Exception:  # KeyNotFoundError: nothing was ever purged
+        return 0
+    return msgspec.json.decode(entry.value or b"{}", type=_Purged).messages
+
+
+async def add_purged(kv: KeyValue, count: int) -> None:
+    """Record that compaction purged `count` more ledger messages."""
+    await kv.put(_PURGED_KEY, msgspec.json.encode(_Purged(await purged_messages(kv) + count)))
+
+
+async def check_history(js: JetStreamContext, kv: KeyValue, after_seq: int) -> None:
+    """Raise `HistoryGap` if messages after `after_seq` are gone from the stream.
+
+    Messages removed by `ledger compact` (dropped datasets) are accounted for: they are
+    only ever purged below a snapshotted tombstone, so they can be missing only when
+    reading from the very start.
+    """
+    state = (await js.stream_info(EVENTS_STREAM)).state
+    if state.last_seq <= after_seq:
+        return
+    if after_seq == 0 and state.last_seq - state.messages <= await purged_messages(kv):
+        return
+    if after_seq > 0 and state.first_seq <= after_seq + 1:
+        return  # deletions inside the range are caught while reading (`_Reader`)
+    raise HistoryGap(
+        f"history gap: the ledger stream starts at sequence {state.first_seq:,}, but events from "
+        f"{after_seq + 1:,} on are in no snapshot (the stream was purged or limited). Nothing was "
+        f"written. Restore the events with `ledger import ARCHIVE`, or replay into a new snapshot "
+        f"directory from an archive (`ledger replay --from ARCHIVE`)"
+    )
+
+
+class _Reader:
+    """Ledger messages from `start_seq` on, through a pull consumer; None when idle."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        start_seq: int,
+        dataset: str | None = None,
+        durable: str | None = None,
+        allowed_missing: int = 0,
+        batch: int = 1000,
+    ) -> None:
+        self.js = js
+        self.start_seq = start_seq
+        self.subject = events_subject(dataset, ">") if dataset else "quorum.events.>"
+        self.whole_stream = dataset is None
+        self.durable = durable
+        self.allowed_missing = allowed_missing
+        self.batch = batch
+        self.pending = 0
+        self.missing = 0
+        self._expected = start_seq
+
+    async def _subscribe(self) -> tuple[object, str]:
+        if self.durable:
+            with contextlib.suppress(NotFoundError):
+                await self.js.delete_consumer(EVENTS_STREAM, self.durable)
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(self.start_seq, 1),
+            filter_subject=self.subject,
+            inactive_threshold=None if self.durable else 60.0,
+            mem_storage=not self.durable,
+        )
+        psub = await self.js.pull_subscribe(
+            self.subject, durable=self.durable, stream=EVENTS_STREAM, config=config
+        )
+        info = await psub.consumer_info()
+        self.pending = info.num_pending or 0
+        return psub, info.name
+
+    def _check_gap(self, seq: int) -> None:
+        if self.whole_stream and seq > self._expected:
+            self.missing += seq - self._expected
+            if self.missing > self.allowed_missing:
+                raise HistoryGap(
+                    f"history gap: ledger messages {self._expected:,}–{seq - 1:,} are gone from the "
+                    f"stream and in no snapshot. Nothing past sequence {self._expected - 1:,} was "
+                    f"committed. Restore them with `ledger import ARCHIVE`"
+                )
+        self._expected = seq + 1
+
+    async def messages(self, *, follow: bool, idle: float) -> AsyncIterator[tuple[int, bytes] | None]:
+        psub, name = await self._subscribe()
+        try:
+            while follow or self.pending > 0:
+                want = self.batch if follow else min(self.batch, self.pending)
+                try:
+                    msgs = await psub.fetch(want, timeout=idle if follow else 5)  # type: ignore[attr-defined]
+                except NatsTimeoutError:
+                    if not follow:
+                        raise LedgerError(
+                            "reading the ledger stalled: NATS stopped delivering events"
+                        ) from None
+                    yield None
+                    continue
+                for msg in msgs:
+                    meta = msg.metadata
+                    seq = meta.sequence.stream
+                    self._check_gap(seq)
+                    self.pending = meta.num_pending
+                    yield seq, msg.data
+        finally:
+            try:
+                await psub.unsubscribe()  # type: ignore[attr-defined]
+                if not self.durable:
+                    await self.js.delete_consumer(EVENTS_STREAM, name)
+            except Exception:
+                pass  # an ephemeral consumer expires by itself (inactive_threshold)
+
+
+class _Committer:
+    """Rows buffered per dataset, written as row groups, committed to the manifest."""
+
+    def __init__(self, store: SnapshotStore, manifest: Manifest, options: SnapshotOptions) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.options = options
+        self.buffers: dict[str, ColumnBuffer] = {}
+        self.writers: dict[str, PartWriter] = {}
+        self.uncommitted = 0
+        self.last_seq = manifest.through_seq
+        self.written: list[PartFile] = []
+
+    def add(self, rows: list[Row]) -> None:
+        """Buffer the rows of one ledger message (all of one dataset, as appended)."""
+        for dataset, group in itertools.groupby(rows, key=itemgetter(DATASET_AT)):
+            buffer = self.buffers.setdefault(dataset, ColumnBuffer())
+            batch = list(group)
+            buffer.extend(batch)
+            if buffer.rows >= self.options.row_group_rows:
+                self._flush(dataset)
+            self.uncommitted += len(batch)
+
+    def _flush(self, dataset: str) -> None:
+        buffer = self.buffers[dataset]
+        if buffer.rows == 0:
+            return
+        writer = self.writers.get(dataset)
+        if writer is None:
+            writer = self.writers[dataset] = self.store.writer(dataset, self.options.row_group_rows)
+        writer.write(buffer.take())
+
+    def commit(self, replace: set[str] | None = None) -> list[PartFile]:
+        """Finish every open file and list it in a new manifest through `last_seq`.
+
+        `replace` names datasets whose earlier files the new ones supersede (replay of
+        one dataset); their old files are deleted once the new manifest is in place.
+        """
+        try:
+            for dataset in list(self.buffers):
+                self._flush(dataset)
+            finished = [writer.finish() for writer in self.writers.values() if writer.rows]
+        except BaseException:
+            self.abort()
+            raise
+        self.writers.clear()
+        self.buffers.clear()
+        new_paths = {f.path for f in finished}
+        kept = [
+            f
+            for f in self.manifest.files
+            if f.path not in new_paths and (replace is None or f.dataset not in replace)
+        ]
+        superseded = [f.path for f in self.manifest.files if f.path not in new_paths and f not in kept]
+        self.manifest.files = sorted(kept + finished, key=lambda f: (f.dataset, f.first_seq))
+        self.manifest.through_seq = max(self.manifest.through_seq, self.last_seq)
+        self.store.write_manifest(self.manifest)
+        self.store.remove(superseded)
+        self.uncommitted = 0
+        self.written.extend(finished)
+        return finished
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+        self.writers.clear()
+        self.buffers.clear()
+
+
+def _keep(rows: list[Row], cut: Cut | None) -> list[Row]:
+    if cut is None or cut.until_ms is None:
+        return rows
+    until = cut.until_ms
+    return [row for row in rows if row[RECORDED_AT] <= until]
+
+
+async def _run(
+    nc: Client,
+    store: SnapshotStore,
+    manifest: Manifest,
+    options: SnapshotOptions,
+    *,
+    dataset: str | None = None,
+    durable: str | None = None,
+    follow: bool = False,
+    to_seq: int | None = None,
+    cut: Cut | None = None,
+    replace: set[str] | None = None,
+    on_progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+) -> SnapshotReport:
+    js = nc.jetstream()
+    kv = await ensure_streams(js)
+    start = time.perf_counter()
+    after = manifest.through_seq if replace is None else 0
+    if dataset is None:
+        await check_history(js, kv, after)
+    allowed = await purged_messages(kv) if after == 0 else 0
+    reader = _Reader(
+        js,
+        start_seq=after + 1,
+        dataset=dataset,
+        durable=durable,
+        allowed_missing=allowed,
+        batch=options.fetch_batch,
+    )
+    committer = _Committer(store, manifest, options)
+    report = SnapshotReport(through_seq=manifest.through_seq)
+    last_commit = time.monotonic()
+    try:
+        async for item in reader.messages(follow=follow, idle=min(1.0, options.interval)):
+            if item is not None:
+                seq, data = item
+                if to_seq is not None and seq > to_seq:
+                    break
+                rows = _keep(message_rows(seq, data), cut)
+                committer.add(rows)
+                committer.last_seq = seq
+                report.messages += 1
+                report.events += len(rows)
+                if on_progress is not None:
+                    on_progress(report.messages, reader.pending)
+            due = follow and time.monotonic() - last_commit >= options.interval
+            if committer.uncommitted >= options.file_rows or (due and committer.uncommitted):
+                committer.commit(replace)
+                last_commit = time.monotonic()
+            elif due:
+                last_commit = time.monotonic()
+            if stop is not None and stop.is_set():
+                break
+            if not follow and reader.pending == 0 and item is not None:
+                break
+    except BaseException:
+        committer.abort()
+        raise
+    if to_seq is not None:
+        committer.last_seq = max(
+            committer.last_seq, min(to_seq, (await js.stream_info(EVENTS_STREAM)).state.last_seq)
+        )
+    committer.commit(replace)
+    report.files = committer.written
+    report.through_seq = manifest.through_seq
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+async def snapshot(
+    nc: Client,
+    store: SnapshotStore,
+    options: SnapshotOptions | None = None,
+    *,
+    follow: bool = False,
+    on_progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+) -> SnapshotReport:
+    """Write every ledger event not yet snapshotted to Parquet; keep going if `follow`."""
+    js = nc.jetstream()
+    await ensure_streams(js)
+    manifest = store.load(await ledger_identity(js))
+    if manifest.cut is not None:
+        raise LedgerError(
+            f"{store.location} is a time-travel snapshot (a cut of the ledger); it is not "
+            f"followed. Snapshot into another directory"
+        )
+    orphans = store.remove_orphans(manifest)
+    report = await _run(
+        nc,
+        store,
+        manifest,
+        options or SnapshotOptions(),
+        durable=SNAPSHOTTER if follow else None,
+        follow=follow,
+        on_progress=on_progress,
+        stop=stop,
+    )
+    report.orphans_removed = orphans
+    return report
+
+
+async def replay(
+    nc: Client,
+    store: SnapshotStore,
+    options: SnapshotOptions | None = None,
+    *,
+    dataset: str | None = None,
+    to_seq: int | None = None,
+    until_ms: int | None = None,
+    on_progress: Progress | None = None,
+) -> SnapshotReport:
+    """Rebuild snapshots from the stream.
+
+    Without a cut, rebuilds `store` in place: one dataset's files (`dataset`), or all
+    of them (the manifest is reset first, so readers fall back to the stream while the
+    files are rewritten). With `to_seq` / `until_ms`, writes the ledger as it was then
+    into `store`, which must be empty: a time-travel snapshot, read without the tail.
+    """
+    js = nc.jetstream()
+    await ensure_streams(js)
+    identity = await ledger_identity(js)
+    options = options or SnapshotOptions()
+    if to_seq is not None or until_ms is not None:
+        if store.read_manifest() is not None or any(store.part_paths()):
+            raise LedgerError(
+                f"{store.location} is not empty: a time-travel replay writes a new snapshot "
+                f"directory (pass --out with a new path)"
+            )
+        cut = Cut(to_seq=to_seq, until_ms=until_ms)
+        manifest = Manifest(ledger_id=identity, cut=cut)
+        return await _run(
+            nc, store, manifest, options, dataset=dataset, to_seq=to_seq, cut=cut, on_progress=on_progress
+        )
+    manifest = store.load(identity)
+    if manifest.cut is not None:
+        raise LedgerError(f"{store.location} is a time-travel snapshot; replay into another directory")
+    store.remove_orphans(manifest)
+    if dataset is None or manifest.through_seq == 0:
+        store.write_manifest(Manifest(ledger_id=identity))
+        store.remove([f.path for f in manifest.files])
+        return await _run(nc, store, Manifest(ledger_id=identity), options, on_progress=on_progress)
+    return await _run(
+        nc,
+        store,
+        manifest,
+        options,
+        dataset=dataset,
+        to_seq=manifest.through_seq,
+        replace={dataset},
+        on_progress=on_progress,
+    )
