@@ -67,4 +67,7 @@ def _root() -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the `ledger` console script."""
+    from quorum.cli import ledger_history
+
+    ledger_history.register(app)
     run_cli(app, args)
