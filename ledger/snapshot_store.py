@@ -127,7 +127,13 @@ class SnapshotStore:
         return self.fs.get_file_info(self._full(relative))
 
     def exists(self) -> bool:
-        return bool(self.fs.get_file_info(self.root).type != pafs.FileType.NotFound)
+        """Whether the root exists; a file where the directory should be is an error."""
+        kind = self.fs.get_file_info(self.root).type
+        if kind == pafs.FileType.File:
+            raise SnapshotWriteError(
+                f"could not write snapshots to {self.location}: it is a file, not a directory"
+            )
+        return bool(kind != pafs.FileType.NotFound)
 
     # -- the manifest ---------------------------------------------------------------
 

@@ -375,6 +375,8 @@ async def snapshot(
             f"{store.location} is a time-travel snapshot (a cut of the ledger); it is not "
             f"followed. Snapshot into another directory"
         )
+    if store.read_manifest() is None:
+        store.write_manifest(manifest)  # claim the directory before writing any file
     orphans = store.remove_orphans(manifest)
     report = await _run(
         nc,
@@ -419,6 +421,7 @@ async def replay(
             )
         cut = Cut(to_seq=to_seq, until_ms=until_ms)
         manifest = Manifest(ledger_id=identity, cut=cut)
+        store.write_manifest(manifest)
         return await _run(
             nc, store, manifest, options, dataset=dataset, to_seq=to_seq, cut=cut, on_progress=on_progress
         )
