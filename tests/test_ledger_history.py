@@ -105,7 +105,11 @@ def snapshot_rows(root: Path) -> list[dict]:
     files = [str(root / f["path"]) for f in manifest(root)["files"]]
     if not files:
         return []
-    return duckdb.sql(f"SELECT * FROM read_parquet({files!r}) ORDER BY seq, position").to_arrow_table().to_pylist()
+    return (
+        duckdb.sql(f"SELECT * FROM read_parquet({files!r}) ORDER BY seq, position")
+        .to_arrow_table()
+        .to_pylist()
+    )
 
 
 async def _stream_state(url: str):
@@ -133,7 +137,9 @@ def test_snapshot_writes_documented_zstd_parquet_per_dataset(server, tmp_path):
         assert table.schema.field("task_hash").type == EVENT_SCHEMA.field("task_hash").type
         assert (min(table["seq"].to_pylist()), max(table["seq"].to_pylist())) == (first, last)
     rows = snapshot_rows(snaps)
-    dumped = [json.loads(line) for line in ok(ledger_cli(server.url, "dump")).splitlines() if line.startswith("{")]
+    dumped = [
+        json.loads(line) for line in ok(ledger_cli(server.url, "dump")).splitlines() if line.startswith("{")
+    ]
     assert len(rows) == len(dumped)
     assert [r["event_id"] for r in rows] == [d["event_id"] for d in dumped]
     spans = next(r["spans"] for r in rows if r["dataset"] == "news" and r["kind"] == "answer_recorded")
@@ -188,7 +194,9 @@ def test_a_snapshotter_killed_at_any_point_resumes_without_duplicates_or_gaps(se
     assert len(rows) == 15_001
     assert len({(r["seq"], r["position"]) for r in rows}) == len(rows)
     assert len({r["event_id"] for r in rows}) == len(rows)
-    assert not [p for p in snaps.rglob("*") if p.is_file() and p.suffix != ".parquet" and p.name != MANIFEST_NAME]
+    assert not [
+        p for p in snaps.rglob("*") if p.is_file() and p.suffix != ".parquet" and p.name != MANIFEST_NAME
+    ]
     assert not (snaps / "dataset=big" / f"part-{99_999_998:020d}-{99_999_999:020d}.parquet").exists()
     assert "snapshots are sound" in ok(ledger_cli(server.url, "verify", "--snapshot-dir", str(snaps)))
 
@@ -311,9 +319,13 @@ def test_a_history_gap_is_an_error_not_a_partial_replay(server, tmp_path):
     message = failed(ledger_cli(server.url, "snapshot", "--snapshot-dir", str(snaps)))
     assert "history gap" in message and "Nothing was written" in message
     assert manifest(snaps) == covered
-    assert "history gap" in failed(quorum_cli("db-out", "news", "--snapshot-dir", str(snaps), env={"NATS_URL": server.url}))
+    assert "history gap" in failed(
+        quorum_cli("db-out", "news", "--snapshot-dir", str(snaps), env={"NATS_URL": server.url})
+    )
     # Without snapshots, the stream alone can't give the whole history either.
-    result = quorum_cli("db-out", "news", "--snapshot-dir", str(tmp_path / "none"), env={"NATS_URL": server.url})
+    result = quorum_cli(
+        "db-out", "news", "--snapshot-dir", str(tmp_path / "none"), env={"NATS_URL": server.url}
+    )
     assert result.returncode == 1 and b"history gap" in result.stderr
 
 
@@ -324,7 +336,9 @@ def test_an_unknown_event_version_is_a_clear_error_and_commits_nothing_past_it(s
     covered = manifest(snaps)["through_seq"]
     run(write(server.url, [[answer("news", "dan", 77)]]))
     future = answer("news", "eve", 78)
-    raw = msgspec.json.encode({"events": [{**msgspec.structs.asdict(future), "kind": "answer_recorded", "v": 99}]})
+    raw = msgspec.json.encode(
+        {"events": [{**msgspec.structs.asdict(future), "kind": "answer_recorded", "v": 99}]}
+    )
 
     async def publish() -> None:
         nc = await connect(server.url)
@@ -370,10 +384,14 @@ def test_drop_then_compact_purges_the_dataset_and_keeps_the_rest_identical(serve
     run(write(server.url, [[drop("news", at=T0 + DAY_MS)]]))
     files_before = len(manifest(snaps)["files"])
     assert files_before >= 4
-    assert "nothing purged" in failed(ledger_cli(server.url, "compact", "--snapshot-dir", str(snaps), input=b"n\n"))
+    assert "nothing purged" in failed(
+        ledger_cli(server.url, "compact", "--snapshot-dir", str(snaps), input=b"n\n")
+    )
     out = ok(ledger_cli(server.url, "compact", "--yes", "--snapshot-dir", str(snaps), "--file-rows", "1000"))
     assert "dropped datasets: news" in " ".join(out.split())
-    dumped = [json.loads(line) for line in ok(ledger_cli(server.url, "dump", "--dataset", "news")).splitlines()]
+    dumped = [
+        json.loads(line) for line in ok(ledger_cli(server.url, "dump", "--dataset", "news")).splitlines()
+    ]
     assert [d["kind"] for d in dumped] == ["dataset_dropped"]
     rows = snapshot_rows(snaps)
     assert [r["kind"] for r in rows if r["dataset"] == "news"] == ["dataset_dropped"]
