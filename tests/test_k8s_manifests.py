@@ -1,5 +1,5 @@
 """The Kubernetes manifests keep Quorum's invariants: durable NATS (R3, fsync always),
-probes on real routes, and only settings that exist."""
+probes on real routes, only settings that exist, and one snapshotter per snapshot root."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+import typer.main
 import yaml
 
 from feed.app import health, ready
 from ledger.streams import MAX_MESSAGE_BYTES
+from quorum.cli.ledger_history import register as register_history
 from quorum.settings import SETTINGS
 
 K8S = Path(__file__).resolve().parent.parent / "deploy" / "k8s"
@@ -134,7 +137,10 @@ def test_every_quorum_env_var_is_a_setting(name: str) -> None:
     for container in _containers(deployment):
         used |= {e["name"] for e in container.get("env", [])}
         for source in container.get("envFrom", []):
-            used |= set(_one("ConfigMap", source["configMapRef"]["name"])["data"])
+            if "configMapRef" in source:
+                used |= set(_one("ConfigMap", source["configMapRef"]["name"])["data"])
+            else:  # Secrets are created by hand (README.md) and optional here
+                assert source["secretRef"].get("optional") is True, f"{name}: a required Secret in envFrom"
     quorum_vars = {v for v in used if v.startswith("QUORUM_")}
     assert quorum_vars, f"{name} sets no QUORUM_* variables"
     unknown = quorum_vars - KNOWN_ENV
@@ -173,10 +179,59 @@ def test_feed_service_reaches_the_feed_pods() -> None:
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= {p["name"] for p in container["ports"]}
 
 
-def test_snapshotter_placeholder_runs_ledger_snapshot_follow() -> None:
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    """The variables a container gets from its ConfigMaps and `env` values."""
+    values: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            values.update(_one("ConfigMap", source["configMapRef"]["name"])["data"])
+    values.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return values
+
+
+def test_exactly_one_snapshotter_writes_a_snapshot_root() -> None:
     deployment = _one("Deployment", "quorum-snapshotter")
-    (container,) = _containers(deployment)
-    assert container["command"] == ["ledger", "snapshot", "--follow"]
-    # Parked until the command exists; never more than one.
-    assert deployment["spec"]["replicas"] in (0, 1)
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # The manifest has one writer: no second replica, and no rolling update that would
+    # run the old and the new pod side by side.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not any(
+        d["kind"] == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"]["name"] == "quorum-snapshotter"
+        for _, d in DOCS
+    )
+
+
+def test_snapshotter_follows_the_ledger_with_a_real_command() -> None:
+    (container,) = _containers(_one("Deployment", "quorum-snapshotter"))
+    command = container["command"]
+    assert command[:3] == ["ledger", "snapshot", "--follow"]
+    assert float(command[command.index("--interval") + 1]) > 0
+    # Every option it passes is one `ledger snapshot` has.
+    history = typer.Typer()
+    register_history(history)
+    snapshot = typer.main.get_command(history).commands["snapshot"]  # type: ignore[attr-defined]
+    options = {opt for param in snapshot.params for opt in param.opts}
+    passed = {arg for arg in command[3:] if arg.startswith("--")}
+    assert passed <= options, f"ledger snapshot has no {sorted(passed - options)}"
+
+
+def test_snapshotter_writes_where_the_settings_say_and_reads_the_feeds_nats() -> None:
+    (container,) = _containers(_one("Deployment", "quorum-snapshotter"))
+    env = _env(container)
+    location = env["QUORUM_SNAPSHOT_DIR"]
+    assert "://" in location or location.startswith("/"), "a URI, or an absolute path on a volume"
+    if location.startswith("/"):
+        mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+        assert any(location.startswith(m.rstrip("/") + "/") or location == m for m in mounts), (
+            f"{location} is on no mounted volume"
+        )
+    (feed,) = _containers(_one("Deployment", "quorum-feed"))
+    assert env["QUORUM_NATS_URL"] == _env(feed)["QUORUM_NATS_URL"]
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+    assert container["resources"]["limits"]["memory"]
+
+
+def test_snapshotter_has_time_to_commit_on_sigterm() -> None:
+    spec = _one("Deployment", "quorum-snapshotter")["spec"]["template"]["spec"]
+    # SIGTERM makes it commit what it buffered (to an object store, maybe slowly).
+    assert spec.get("terminationGracePeriodSeconds", 30) >= 60
