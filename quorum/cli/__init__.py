@@ -44,9 +44,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from quorum.cli import agreement, db_out, progress, recipes_cmd, sql, stats, users
+    from quorum.cli import agreement, db_out, drop, progress, recipes_cmd, sql, stats, users
 
-    for module in (recipes_cmd, db_out, stats, progress, users, sql, agreement):
+    for module in (recipes_cmd, db_out, drop, stats, progress, users, sql, agreement):
         module.register(app)
 
 
