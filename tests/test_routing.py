@@ -50,20 +50,29 @@ async def _post(client, path, body, session):
     raise AssertionError("the feed stayed unreachable")
 
 
-async def annotator(url, session, done, rng, log, delay=0.0):
-    """One annotator: answer, sometimes abandon a batch, sometimes reload the page."""
+async def annotator(url, session, done, rng, log, gate, delay=0.0):
+    """One annotator: answer, sometimes abandon a batch, sometimes reload the page.
+
+    Early annotators pause at `log["half"]` answers until a late joiner has been handed
+    work (`gate`), so late joiners always find tasks left however fast the machine is.
+    """
+    late = delay > 0
     await asyncio.sleep(delay)
     reload = False
     first = True
     number = sum(map(ord, session))
     async with httpx.AsyncClient(base_url=url, timeout=20) as client:
         while not done.is_set():
+            if not late and log["answered"] >= log["half"]:
+                await gate.wait()
             batch = await _post(client, "/get_session_questions", {"session_id": session, "reload": reload}, session)
             reload = False
             tasks = batch["tasks"]
             if not tasks:
                 await asyncio.sleep(0.1)
                 continue
+            if late:
+                gate.set()
             # Every third session walks away from its first batch, every third reloads on it.
             roll = rng.random() if not first else (0.0 if number % 3 == 0 else 0.1 if number % 3 == 1 else 1.0)
             first = False
@@ -76,6 +85,7 @@ async def annotator(url, session, done, rng, log, delay=0.0):
                 continue
             answers = [{**t, "answer": rng.choice(["accept", "reject", "ignore"])} for t in tasks]
             await _post(client, "/give_answers", {"answers": answers, "session_id": session}, session)
+            log["answered"] += len(answers)
 
 
 async def _ledger_answers(nats_url, dataset):
@@ -96,15 +106,17 @@ async def _complete(nats_url, dataset, expected):
     return expected(await _ledger_answers(nats_url, dataset))
 
 
-def simulate(url, nats_url, dataset, sessions, late, expected, restart=None, timeout=60):
+def simulate(url, nats_url, dataset, sessions, late, expected, restart=None, timeout=60, half=TASKS // 2):
     async def main():
-        done = asyncio.Event()
+        done, gate = asyncio.Event(), asyncio.Event()
+        if not late:
+            gate.set()
         rng = random.Random(7)
-        log: Counter[str] = Counter()
+        log: Counter[str] = Counter(half=half)
         workers = [
-            asyncio.create_task(annotator(url, f"s{i}", done, random.Random(i), log)) for i in range(sessions)
+            asyncio.create_task(annotator(url, f"s{i}", done, random.Random(i), log, gate)) for i in range(sessions)
         ] + [
-            asyncio.create_task(annotator(url, f"late{i}", done, random.Random(100 + i), log, delay=1.5))
+            asyncio.create_task(annotator(url, f"late{i}", done, random.Random(100 + i), log, gate, delay=1.5))
             for i in range(late)
         ]
         loop = asyncio.get_running_loop()
@@ -117,6 +129,7 @@ def simulate(url, nats_url, dataset, sessions, late, expected, restart=None, tim
                 restarted = True
             if await _complete(nats_url, dataset, expected):
                 break
+        gate.set()
         await asyncio.sleep(ACK_WAIT + 0.5)  # stragglers' redeliveries must not add answers
         done.set()
         await asyncio.gather(*workers)
