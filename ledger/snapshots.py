@@ -122,8 +122,9 @@ async def check_history(js: JetStreamContext, kv: KeyValue, after_seq: int) -> N
     raise HistoryGap(
         f"history gap: the ledger stream starts at sequence {state.first_seq:,}, but events from "
         f"{after_seq + 1:,} on are in no snapshot (the stream was purged or limited). Nothing was "
-        f"written. Restore the events with `ledger import ARCHIVE`, or replay into a new snapshot "
-        f"directory from an archive (`ledger replay --from ARCHIVE`)"
+        f"written. If an archive from `ledger export` holds those events, restore it on a fresh "
+        f"NATS server (`NATS_URL=... ledger replay --from ARCHIVE` imports it and rebuilds the "
+        f"snapshots)"
     )
 
 
@@ -223,6 +224,7 @@ class _Committer:
         self.uncommitted = 0
         self.last_seq = manifest.through_seq
         self.written: list[PartFile] = []
+        self.pending: list[PartFile] = []
 
     def add(self, rows: list[Row]) -> None:
         """Buffer the rows of one ledger message (all of one dataset, as appended)."""
@@ -243,21 +245,27 @@ class _Committer:
             writer = self.writers[dataset] = self.store.writer(dataset, self.options.row_group_rows)
         writer.write(buffer.take())
 
-    def commit(self, replace: set[str] | None = None) -> list[PartFile]:
-        """Finish every open file and list it in a new manifest through `last_seq`.
-
-        `replace` names datasets whose earlier files the new ones supersede (replay of
-        one dataset); their old files are deleted once the new manifest is in place.
-        """
+    def roll(self) -> None:
+        """Finish every open file; the files wait in `pending` for the next commit."""
         try:
             for dataset in list(self.buffers):
                 self._flush(dataset)
-            finished = [writer.finish() for writer in self.writers.values() if writer.rows]
+            self.pending.extend(writer.finish() for writer in self.writers.values() if writer.rows)
         except BaseException:
             self.abort()
             raise
         self.writers.clear()
         self.buffers.clear()
+        self.uncommitted = 0
+
+    def commit(self, replace: set[str] | None = None) -> list[PartFile]:
+        """Finish every open file and list it, with any pending, in a new manifest.
+
+        `replace` names datasets whose earlier files the new ones supersede (replay of
+        one dataset); their old files are deleted once the new manifest is in place.
+        """
+        self.roll()
+        finished, self.pending = self.pending, []
         new_paths = {f.path for f in finished}
         kept = [
             f
@@ -269,7 +277,6 @@ class _Committer:
         self.manifest.through_seq = max(self.manifest.through_seq, self.last_seq)
         self.store.write_manifest(self.manifest)
         self.store.remove(superseded)
-        self.uncommitted = 0
         self.written.extend(finished)
         return finished
 
@@ -278,6 +285,8 @@ class _Committer:
             writer.abort()
         self.writers.clear()
         self.buffers.clear()
+        self.store.remove([f.path for f in self.pending])
+        self.pending = []
 
 
 def _keep(rows: list[Row], cut: Cut | None) -> list[Row]:
@@ -334,7 +343,9 @@ async def _run(
                 if on_progress is not None:
                     on_progress(report.messages, reader.pending)
             due = follow and time.monotonic() - last_commit >= options.interval
-            if committer.uncommitted >= options.file_rows or (due and committer.uncommitted):
+            if replace is not None and committer.uncommitted >= options.file_rows:
+                committer.roll()  # one dataset's files are swapped in a single commit at the end
+            elif committer.uncommitted >= options.file_rows or (due and committer.uncommitted):
                 committer.commit(replace)
                 last_commit = time.monotonic()
             elif due:
