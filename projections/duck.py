@@ -28,7 +28,7 @@ from ledger.datasets import get_dataset
 from ledger.streams import ensure_streams
 from projections.errors import ProjectionError, QueryError, ReadOnlyQuery
 from projections.functions import register_functions, unregister_functions
-from projections.snapshots import SnapshotSet, load_snapshots
+from projections.snapshots import SnapshotSet, load_snapshots, repair_hint
 from projections.tail import TAIL_SCHEMA, TailFile, read_tail
 
 __all__ = [
@@ -69,10 +69,15 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _query_error(exc: duckdb.Error) -> QueryError:
+_ANALYST_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)
+
+
+def _query_error(exc: duckdb.Error, snapshots: SnapshotSet) -> QueryError:
     if "read-only" in str(exc):
         return ReadOnlyQuery(f"refused: {exc}")
-    return QueryError(str(exc))
+    if isinstance(exc, _ANALYST_ERRORS):
+        return QueryError(str(exc))
+    return QueryError(f"{exc}{repair_hint(snapshots)}")
 
 
 def check_query(sql: str) -> str:
@@ -110,14 +115,18 @@ class Projections:
         try:
             return self.con.execute(sql, params)
         except duckdb.Error as exc:
-            raise ProjectionError(f"projection query failed: {exc}") from None
+            raise self.failure("projection query failed", exc) from None
 
     def relation(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
         """Quorum's own SQL as a lazy relation, for streaming (`to_arrow_reader`)."""
         try:
             return self.con.sql(sql, params=params)
         except duckdb.Error as exc:
-            raise ProjectionError(f"projection query failed: {exc}") from None
+            raise self.failure("projection query failed", exc) from None
+
+    def failure(self, what: str, exc: duckdb.Error) -> ProjectionError:
+        """A DuckDB error in Quorum's own SQL, with the repair when snapshots were read."""
+        return ProjectionError(f"{what}: {exc}{repair_hint(self.snapshots)}")
 
     def run_query(self, sql: str, batch_rows: int = 8192) -> pa.RecordBatchReader:
         """Run an analyst's query: one read-only statement, streamed as Arrow batches.
@@ -129,13 +138,13 @@ class Projections:
         try:
             reader = self.con.sql(sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
-            raise _query_error(exc) from None
+            raise _query_error(exc, self.snapshots) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield from reader
             except duckdb.Error as exc:
-                raise _query_error(exc) from None
+                raise _query_error(exc, self.snapshots) from None
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
@@ -246,7 +255,7 @@ def build(
             _configure(con, scratch, memory_limit)
     except duckdb.Error as exc:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise ProjectionError(f"could not build the projections: {exc}") from None
+        raise ProjectionError(f"could not build the projections: {exc}{repair_hint(snapshots)}") from None
     return Projections(con, scratch, snapshots, tail, read_only, sessions)
 
 

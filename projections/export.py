@@ -14,7 +14,6 @@ import msgspec
 
 from projections.datasets import prodigy_record
 from projections.duck import Projections
-from projections.errors import ProjectionError
 
 __all__ = ["export_jsonl"]
 
@@ -47,15 +46,14 @@ def export_jsonl(
     )
     count = 0
     try:
-        reader = relation.to_arrow_reader(batch_rows)
+        for batch in relation.to_arrow_reader(batch_rows):
+            columns = [column.to_pylist() for column in batch.columns]
+            lines = [
+                _encode(prodigy_record(_decode(example), *rest)) + b"\n"
+                for example, *rest in zip(*columns, strict=True)
+            ]
+            out.write(b"".join(lines))
+            count += len(lines)
     except duckdb.Error as exc:
-        raise ProjectionError(f"db-out failed reading the projection: {exc}") from None
-    for batch in reader:
-        columns = [column.to_pylist() for column in batch.columns]
-        lines = [
-            _encode(prodigy_record(_decode(example), *rest)) + b"\n"
-            for example, *rest in zip(*columns, strict=True)
-        ]
-        out.write(b"".join(lines))
-        count += len(lines)
+        raise projections.failure("db-out failed reading the projection", exc) from None
     return count

@@ -16,12 +16,24 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from nats.aio.client import Client
 
-from ledger.snapshot_store import SnapshotStore
+from ledger.errors import LedgerError
+from ledger.snapshot_store import PartFile, SnapshotStore
 from ledger.snapshots import check_history
 from ledger.streams import ensure_streams, ledger_identity
 from projections.tail import TAIL_SCHEMA
 
-__all__ = ["SnapshotSet", "load_snapshots"]
+__all__ = ["SnapshotSet", "SnapshotUnreadable", "load_snapshots", "repair_hint"]
+
+
+class SnapshotUnreadable(LedgerError):
+    """A file the snapshot manifest lists is missing, truncated or not Parquet."""
+
+    def __init__(self, location: str, part: PartFile, problem: str) -> None:
+        super().__init__(
+            f"snapshot file {part.path} in {location} is {problem}. Run `ledger verify "
+            f"--snapshot-dir {location}` to check every file, and `ledger replay --dataset "
+            f"{part.dataset} --snapshot-dir {location}` to rewrite this dataset's files from the ledger"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,17 @@ class SnapshotSet:
         return ", ".join(parts)
 
 
+def repair_hint(snapshots: SnapshotSet) -> str:
+    """What to run when a read fails and snapshot files were part of the query."""
+    if not snapshots.files():
+        return ""
+    where = f" --snapshot-dir {snapshots.location}" if snapshots.location else ""
+    return (
+        f". If a snapshot file is damaged, `ledger verify{where}` names it and "
+        f"`ledger replay --dataset NAME{where}` rewrites that dataset's files from the ledger"
+    )
+
+
 def _duck_type(arrow_type: str) -> str:
     simple = {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR"}
     if arrow_type in simple:
@@ -100,6 +123,7 @@ async def load_snapshots(nc: Client, location: str | Path | None) -> SnapshotSet
         await check_history(js, kv, manifest.through_seq)
     paths: dict[str, list[str]] = {}
     for part, full in zip(manifest.files, store.full_paths(manifest.files), strict=True):
+        _check_size(store, part)
         paths.setdefault(part.dataset, []).append(full)
     return SnapshotSet(
         last_seq=manifest.through_seq,
@@ -107,3 +131,14 @@ async def load_snapshots(nc: Client, location: str | Path | None) -> SnapshotSet
         frozen=manifest.cut is not None,
         location=store.location,
     )
+
+
+def _check_size(store: SnapshotStore, part: PartFile) -> None:
+    """Catch missing and truncated files before DuckDB trips over them mid-query."""
+    size = store.file_size(part.path)
+    if size is None:
+        raise SnapshotUnreadable(store.location, part, "missing")
+    if size != part.bytes:
+        raise SnapshotUnreadable(
+            store.location, part, f"{size:,} bytes where the manifest says {part.bytes:,}"
+        )

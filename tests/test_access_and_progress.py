@@ -27,7 +27,9 @@ def team(settings, dataset_name, load, start_server, tmp_path):
     add_user(users, "bob", "bob-password")
     assert "alex-password" not in users.read_text()
     load(textcat_manual(dataset_name, EXAMPLES / "news.jsonl", "Tech"))
-    feed = start_server(settings, dataset_name, users_file=users, allowed_sessions="alex,bob", admin_token="s3cret-admin")
+    feed = start_server(
+        settings, dataset_name, users_file=users, allowed_sessions="alex,bob", admin_token="s3cret-admin"
+    )
     with httpx.Client(base_url=feed.url, timeout=10) as client:
         yield client
 
@@ -43,9 +45,15 @@ def test_users_annotate_only_as_themselves(team):
     assert team.post("/get_session_questions?session=alex", json={}, auth=("alex", "nope")).status_code == 401
     # alex's credentials cannot read or answer as bob.
     as_bob = team.post("/get_session_questions?session=bob", json={}, auth=alex)
-    assert as_bob.status_code == 403 and "may not annotate or read as session 'bob'" in as_bob.json()["message"]
+    assert (
+        as_bob.status_code == 403 and "may not annotate or read as session 'bob'" in as_bob.json()["message"]
+    )
     # bob cannot use alex's task token, even with his own valid credentials.
-    stolen = team.post("/give_answers?session=bob", json={"answers": [{**task, "answer": "accept"}]}, auth=("bob", "bob-password"))
+    stolen = team.post(
+        "/give_answers?session=bob",
+        json={"answers": [{**task, "answer": "accept"}]},
+        auth=("bob", "bob-password"),
+    )
     assert stolen.status_code == 403 and "issued to session 'alex'" in stolen.json()["message"]
     ok = team.post("/give_answers?session=alex", json={"answers": [{**task, "answer": "accept"}]}, auth=alex)
     assert ok.status_code == 200
@@ -88,38 +96,69 @@ def test_reload_gives_back_held_tasks_and_nothing_twice(settings, dataset_name, 
         # A plain prefetch never repeats held tasks.
         more = client.post("/get_session_questions?session=alex", json={}).json()["tasks"]
         assert not {t["_task_hash"] for t in more} & {t["_task_hash"] for t in first}
-        answered = client.post("/give_answers?session=alex", json={"answers": [{**t, "answer": "reject"} for t in again]})
+        answered = client.post(
+            "/give_answers?session=alex", json={"answers": [{**t, "answer": "reject"} for t in again]}
+        )
         assert answered.status_code == 200
 
 
-def test_exclude_skips_tasks_answered_in_another_dataset(settings, dataset_name, load, start_server, nats_url):
+def test_exclude_skips_tasks_answered_in_another_dataset(
+    settings, dataset_name, load, start_server, nats_url
+):
     load(textcat_manual(dataset_name, EXAMPLES / "news.jsonl", "Tech"))
     feed = start_server(settings, dataset_name)
     with httpx.Client(base_url=feed.url, timeout=10) as client:
         tasks = client.post("/get_session_questions?session=alex", json={}).json()["tasks"]
-        client.post("/give_answers?session=alex", json={"answers": [{**t, "answer": "accept"} for t in tasks]})
+        client.post(
+            "/give_answers?session=alex", json={"answers": [{**t, "answer": "accept"} for t in tasks]}
+        )
     second = f"{dataset_name}b"
     summary = load(textcat_manual(second, EXAMPLES / "news.jsonl", "Tech"), exclude=dataset_name)
     assert summary.excluded == 10 and summary.queued == 290
     third = f"{dataset_name}c"
-    by_input = load(textcat_manual(third, EXAMPLES / "news.jsonl", "Politics"), exclude=dataset_name, exclude_by="input")
+    by_input = load(
+        textcat_manual(third, EXAMPLES / "news.jsonl", "Politics"), exclude=dataset_name, exclude_by="input"
+    )
     assert by_input.excluded == 10  # another label: other task hashes, same inputs
 
 
 def test_both_overlap_settings_at_once_is_a_clear_error(tmp_path):
-    result = quorum_cli("textcat.manual", "d", str(EXAMPLES / "news.jsonl"), "--label", "A",
-                        "--feed-overlap", "--annotations-per-task", "2", cwd=tmp_path)
+    result = quorum_cli(
+        "textcat.manual",
+        "d",
+        str(EXAMPLES / "news.jsonl"),
+        "--label",
+        "A",
+        "--feed-overlap",
+        "--annotations-per-task",
+        "2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert "feed_overlap and annotations_per_task can't both be set" in result.stderr.decode()
-    env = quorum_cli("textcat.manual", "d", str(EXAMPLES / "news.jsonl"), "--label", "A", cwd=tmp_path,
-                     env={"QUORUM_FEED_OVERLAP": "true", "QUORUM_ANNOTATIONS_PER_TASK": "2"})
+    env = quorum_cli(
+        "textcat.manual",
+        "d",
+        str(EXAMPLES / "news.jsonl"),
+        "--label",
+        "A",
+        cwd=tmp_path,
+        env={"QUORUM_FEED_OVERLAP": "true", "QUORUM_ANNOTATIONS_PER_TASK": "2"},
+    )
     assert env.returncode == 1 and "can't both be set" in env.stderr.decode()
 
 
 def test_routing_of_a_dataset_cannot_silently_change(tmp_path, nats_url, dataset_name, load):
     load(textcat_manual(dataset_name, EXAMPLES / "news.jsonl", "Tech"))
-    result = quorum_cli("textcat.manual", dataset_name, str(EXAMPLES / "news.jsonl"), "--label", "Tech",
-                        "--feed-overlap", env={"NATS_URL": nats_url})
+    result = quorum_cli(
+        "textcat.manual",
+        dataset_name,
+        str(EXAMPLES / "news.jsonl"),
+        "--label",
+        "Tech",
+        "--feed-overlap",
+        env={"NATS_URL": nats_url},
+    )
     assert result.returncode == 1 and "can't change to feed_overlap=True" in result.stderr.decode()
 
 

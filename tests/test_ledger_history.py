@@ -162,6 +162,8 @@ def test_projections_read_snapshots_plus_the_live_tail(server, tmp_path):
     fresh = db_out(server.url, "news", "--snapshot-dir", str(snaps))
     assert b'"_session_id":"news-dora"' in fresh
     assert fresh.count(b"\n") == no_snapshots.count(b"\n") + 1
+    behind = ok(ledger_cli(server.url, "verify", "--snapshot-dir", str(snaps)))
+    assert "behind" in behind and "snapshots are sound" in behind
 
 
 def test_a_snapshotter_killed_at_any_point_resumes_without_duplicates_or_gaps(server, tmp_path):
@@ -273,7 +275,17 @@ def test_verify_names_corrupt_and_missing_files_and_replay_repairs_them(server, 
     assert news[0]["path"] in report and news[-1]["path"] in report
     assert "corrupt" in report and "missing" in report
     assert "ledger replay --dataset news" in report and "ledger replay --dataset topics" in report
-    ok(ledger_cli(server.url, "replay", "--dataset", "news", "--snapshot-dir", str(snaps)))
+    unreadable = failed(
+        quorum_cli("db-out", "news", "--snapshot-dir", str(snaps), env={"NATS_URL": server.url})
+    )
+    assert "news" in unreadable and "ledger replay --dataset" in unreadable and "ledger verify" in unreadable
+    # A rewrite larger than one file (--file-rows 10) swaps in every new file at once.
+    ok(
+        ledger_cli(
+            server.url, "replay", "--dataset", "news", "--snapshot-dir", str(snaps), "--file-rows", "10"
+        )
+    )
+    assert len([f for f in manifest(snaps)["files"] if f["dataset"] == "news"]) > 2
     ok(ledger_cli(server.url, "replay", "--dataset", "topics", "--snapshot-dir", str(snaps)))
     assert "snapshots are sound" in ok(ledger_cli(server.url, "verify", "--snapshot-dir", str(snaps)))
     assert db_out(server.url, "news", "--snapshot-dir", str(snaps)) == expected

@@ -65,7 +65,9 @@ async def annotator(url, session, done, rng, log, gate, delay=0.0):
         while not done.is_set():
             if not late and log["answered"] >= log["half"]:
                 await gate.wait()
-            batch = await _post(client, "/get_session_questions", {"session_id": session, "reload": reload}, session)
+            batch = await _post(
+                client, "/get_session_questions", {"session_id": session, "reload": reload}, session
+            )
             reload = False
             tasks = batch["tasks"]
             if not tasks:
@@ -74,7 +76,9 @@ async def annotator(url, session, done, rng, log, gate, delay=0.0):
             if late:
                 gate.set()
             # Every third session walks away from its first batch, every third reloads on it.
-            roll = rng.random() if not first else (0.0 if number % 3 == 0 else 0.1 if number % 3 == 1 else 1.0)
+            roll = (
+                rng.random() if not first else (0.0 if number % 3 == 0 else 0.1 if number % 3 == 1 else 1.0)
+            )
             first = False
             if roll < 0.08:
                 log["abandoned"] += len(tasks)  # walk away: these come back to others after ack_wait
@@ -114,9 +118,12 @@ def simulate(url, nats_url, dataset, sessions, late, expected, restart=None, tim
         rng = random.Random(7)
         log: Counter[str] = Counter(half=half)
         workers = [
-            asyncio.create_task(annotator(url, f"s{i}", done, random.Random(i), log, gate)) for i in range(sessions)
+            asyncio.create_task(annotator(url, f"s{i}", done, random.Random(i), log, gate))
+            for i in range(sessions)
         ] + [
-            asyncio.create_task(annotator(url, f"late{i}", done, random.Random(100 + i), log, gate, delay=1.5))
+            asyncio.create_task(
+                annotator(url, f"late{i}", done, random.Random(100 + i), log, gate, delay=1.5)
+            )
             for i in range(late)
         ]
         loop = asyncio.get_running_loop()
@@ -157,21 +164,37 @@ def _start(load, start_server, settings, dataset, source, **routing):
     return start_server(settings, dataset, workers=2, batch_size=5)
 
 
-def test_no_overlap_every_task_answered_exactly_once(settings, dataset_name, load, start_server, nats_url, source):
+def test_no_overlap_every_task_answered_exactly_once(
+    settings, dataset_name, load, start_server, nats_url, source
+):
     feed = _start(load, start_server, settings, dataset_name, source)
-    events, log = simulate(feed.url, nats_url, dataset_name, sessions=20, late=2,
-                           expected=lambda ev: len({e.task_hash for e in ev}) == TASKS)
+    events, log = simulate(
+        feed.url,
+        nats_url,
+        dataset_name,
+        sessions=20,
+        late=2,
+        expected=lambda ev: len({e.task_hash for e in ev}) == TASKS,
+    )
     assert log["abandoned"] > 0 and log["reloads"] > 0
     counts = Counter(e.task_hash for e in events)
     assert len(counts) == TASKS
     assert set(counts.values()) == {1}, "a task was answered more than once"
 
 
-def test_full_overlap_every_session_answers_every_task_once(settings, dataset_name, load, start_server, nats_url, source):
+def test_full_overlap_every_session_answers_every_task_once(
+    settings, dataset_name, load, start_server, nats_url, source
+):
     feed = _start(load, start_server, settings, dataset_name, source, feed_overlap=True)
     sessions, late = 10, 3
-    events, log = simulate(feed.url, nats_url, dataset_name, sessions=sessions, late=late,
-                           expected=lambda ev: len(ev) >= TASKS * (sessions + late))
+    events, log = simulate(
+        feed.url,
+        nats_url,
+        dataset_name,
+        sessions=sessions,
+        late=late,
+        expected=lambda ev: len(ev) >= TASKS * (sessions + late),
+    )
     assert log["abandoned"] > 0
     assert_no_session_answered_twice(events)
     per_session = Counter(e.session for e in events)
@@ -180,7 +203,9 @@ def test_full_overlap_every_session_answers_every_task_once(settings, dataset_na
 
 
 @pytest.mark.parametrize("restart", [False, True], ids=["steady", "workers-restarted"])
-def test_k_overlap_exactly_k_distinct_sessions_per_task(settings, dataset_name, load, start_server, nats_url, source, restart):
+def test_k_overlap_exactly_k_distinct_sessions_per_task(
+    settings, dataset_name, load, start_server, nats_url, source, restart
+):
     k = 3
     feed = _start(load, start_server, settings, dataset_name, source, annotations_per_task=k)
     port = feed.url.rsplit(":", 1)[1]
@@ -190,10 +215,19 @@ def test_k_overlap_exactly_k_distinct_sessions_per_task(settings, dataset_name, 
         feed.process.wait()
         start_server(settings.with_overrides(port=int(port)), dataset_name, workers=2, batch_size=5)
 
-    events, log = simulate(feed.url, nats_url, dataset_name, sessions=20, late=5,
-                           expected=lambda ev: len(ev) >= TASKS * k and all(len(s) >= k for s in by_task(ev).values())
-                           and len(by_task(ev)) == TASKS,
-                           restart=restart_all_workers if restart else None)
+    events, log = simulate(
+        feed.url,
+        nats_url,
+        dataset_name,
+        sessions=20,
+        late=5,
+        expected=lambda ev: (
+            len(ev) >= TASKS * k
+            and all(len(s) >= k for s in by_task(ev).values())
+            and len(by_task(ev)) == TASKS
+        ),
+        restart=restart_all_workers if restart else None,
+    )
     assert log["abandoned"] > 0
     assert_no_session_answered_twice(events)
     sessions = by_task(events)

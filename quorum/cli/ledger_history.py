@@ -199,7 +199,9 @@ def verify_cmd(
 ) -> None:
     """Check the snapshots: checksums, sequence coverage, gaps, overlaps, corrupt files.
 
-    Exits 1 when something needs fixing, and says what to run for each problem.
+    Exits 1 when something needs fixing, and says what to run for each problem. Files
+    nobody reads (orphan) and a snapshot behind the stream (behind) are listed but are
+    not failures.
 
     Example: ledger verify || ledger replay --dataset news
     """
