@@ -55,13 +55,14 @@ async def load_tasks(
     summary = LoadSummary()
 
     async def publish(task: dict[str, Any]) -> None:
-        key = f"{dataset}:{task['_task_hash']}"
+        # No Nats-Msg-Id: the per-subject limit already refuses a second copy, and a
+        # dedupe id would outlive `quorum drop`'s purge, so a re-load right after a drop
+        # would queue nothing.
         try:
             ack = await js.publish(
                 tasks_subject(dataset, hash_hex(int(task["_task_hash"]))),
                 _encoder.encode(task),
                 stream=TASKS_STREAM,
-                headers={"Nats-Msg-Id": key},
                 timeout=10,
             )
         except APIError as exc:

@@ -184,11 +184,6 @@ def test_reloading_after_a_drop_starts_afresh(nats_url, dataset_name, load):
     ] == [f"{dataset_name}-cat"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TASKS dedupes on Nats-Msg-Id `<dataset>:<task hash>` for 120 s, and a purge does not clear "
-    "JetStream's dedupe window: a source re-loaded within 2 minutes of its first load queues nothing",
-)
 def test_reloading_right_after_a_drop_queues_the_tasks_again(nats_url, dataset_name, load):
     load(textcat_manual(dataset_name, NEWS, "Tech"))
     assert quorum_cli("drop", dataset_name, "--yes", env={"NATS_URL": nats_url}).returncode == 0
