@@ -122,9 +122,10 @@ async def _load(url: str, events: int, per_message: int) -> float:
     return time.perf_counter() - start
 
 
+_LEDGER = "from quorum.cli.ledger_cmd import main; main"
 _STEP_CODE = {
-    "snapshot": "from quorum.cli.ledger_cmd import main; main(['snapshot', '--snapshot-dir', SNAP])",
-    "replay": "from quorum.cli.ledger_cmd import main; main(['replay', '--snapshot-dir', SNAP])",
+    "snapshot": _LEDGER + "(['snapshot', '--snapshot-dir', SNAP, *WORKERS])",
+    "replay": _LEDGER + "(['replay', '--snapshot-dir', SNAP, *WORKERS])",
     "db_out": (
         "from quorum.cli import main\n"
         "for ds in DATASETS:\n"
@@ -133,18 +134,20 @@ _STEP_CODE = {
         "    except SystemExit as e:\n"
         "        assert not e.code, e.code"
     ),
-    "verify": "from quorum.cli.ledger_cmd import main; main(['verify', '--snapshot-dir', SNAP])",
+    "verify": _LEDGER + "(['verify', '--snapshot-dir', SNAP])",
 }
 
 
-def _step(name: str, url: str, snap: Path, out: Path) -> dict[str, Any]:
-    prelude = f"SNAP={str(snap)!r}\nOUT={str(out)!r}\nDATASETS={DATASETS!r}\n"
+def _step(name: str, url: str, snap: Path, out: Path, workers: int | None) -> dict[str, Any]:
+    flags = ["--workers", str(workers)] if workers is not None else []
+    prelude = f"SNAP={str(snap)!r}\nOUT={str(out)!r}\nDATASETS={DATASETS!r}\nWORKERS={flags!r}\n"
     code = prelude + "try:\n" + "\n".join("    " + line for line in _STEP_CODE[name].splitlines())
     code += "\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
     rss_file = out / f"{name}.rss"
     code += (
-        f"import resource\nopen({str(rss_file)!r}, 'w')"
-        ".write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        "import resource\nrss = max(resource.getrusage(who).ru_maxrss for who in "
+        "(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+        f"open({str(rss_file)!r}, 'w').write(str(rss))\n"
     )
     start = time.perf_counter()
     subprocess.run(
@@ -164,17 +167,17 @@ def _files(snap: Path) -> dict[str, Any]:
     }
 
 
-def run(events: int, per_message: int) -> dict[str, Any]:
+def run(events: int, per_message: int, workers: int | None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="quorum-ledger-bench-"))
     process, url = _start_nats(work)
     try:
         load = asyncio.run(_load(url, events, per_message))
-        result: dict[str, Any] = {"events": events, "per_message": per_message}
+        result: dict[str, Any] = {"events": events, "per_message": per_message, "workers": workers}
         result["load_seconds"] = round(load, 1)
         snap, out = work / "snapshots", work / "out"
         out.mkdir()
         for name in STEPS:
-            figures = _step(name, url, snap, out)
+            figures = _step(name, url, snap, out, workers)
             figures["events_per_s"] = round(events / figures["seconds"])
             result[name] = figures
             print(f"  {name}: {figures}", file=sys.stderr)
@@ -193,14 +196,21 @@ def main() -> None:
     )
     parser.add_argument("--events", default="1000000", help="comma-separated event counts")
     parser.add_argument("--per-message", type=int, default=10, help="events per ledger message")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="--workers for snapshot and replay (default: theirs)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
-    results = [run(int(n), args.per_message) for n in args.events.split(",")]
+    results = [run(int(n), args.per_message, args.workers) for n in args.events.split(",")]
     if args.json:
         print(json.dumps(results, indent=1))
         return
     for r in results:
-        print(f"\n{r['events']:,} events, {r['per_message']} per message (loaded in {r['load_seconds']} s)")
+        workers = r["workers"] if r["workers"] is not None else "default"
+        print(
+            f"\n{r['events']:,} events, {r['per_message']} per message, workers {workers} "
+            f"(loaded in {r['load_seconds']} s; peak RSS: largest process)"
+        )
         for name, what in STEPS.items():
             f = r[name]
             speed = f"{f['events_per_s']:>10,} ev/s"

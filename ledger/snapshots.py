@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from nats.js.kv import KeyValue
 from ledger.columns import DATASET_AT, RECORDED_AT, ColumnBuffer, Row, message_rows
 from ledger.errors import LedgerError
 from ledger.snapshot_store import Cut, Manifest, PartFile, PartWriter, SnapshotStore
+from ledger.snapshot_workers import write_ranges
 from ledger.streams import EVENTS_STREAM, ensure_streams, events_subject, ledger_identity
 
 __all__ = [
@@ -69,6 +71,10 @@ class SnapshotOptions:
     interval: float = 10.0
     """Following: commit buffered events at least this often (seconds)."""
     fetch_batch: int = 1000
+    workers: int = 0
+    """Processes writing slices of the ledger at once (one-shot runs of the whole ledger);
+    0: one per CPU core, up to 8, once each gets `messages_per_worker` messages."""
+    messages_per_worker: int = 50_000
 
 
 @dataclass
@@ -179,7 +185,8 @@ class _Reader:
                 raise HistoryGap(
                     f"history gap: ledger messages {self._expected:,}–{seq - 1:,} are gone from the "
                     f"stream and in no snapshot. Nothing past sequence {self._expected - 1:,} was "
-                    f"committed. Restore them with `ledger import ARCHIVE`"
+                    f"committed. If an archive from `ledger export` holds them, restore it on a fresh "
+                    f"NATS server with `ledger replay --from ARCHIVE`"
                 )
         self._expected = seq + 1
 
@@ -318,6 +325,13 @@ async def _run(
     if dataset is None:
         await check_history(js, kv, after)
     allowed = await purged_messages(kv) if after == 0 else 0
+    last_seq = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+    workers = _worker_count(options, last_seq - after)
+    one_shot = dataset is None and not follow and to_seq is None and cut is None
+    if one_shot and workers > 1 and last_seq - after >= workers:
+        return await _run_parallel(
+            nc, store, manifest, options, after, last_seq, workers, allowed, on_progress
+        )
     reader = _Reader(
         js,
         start_seq=after + 1,
@@ -366,6 +380,58 @@ async def _run(
     report.through_seq = manifest.through_seq
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _worker_count(options: SnapshotOptions, messages: int) -> int:
+    if options.workers:
+        return options.workers
+    cores = min(os.cpu_count() or 1, 8)
+    return max(1, min(cores, messages // options.messages_per_worker))
+
+
+async def _run_parallel(
+    nc: Client,
+    store: SnapshotStore,
+    manifest: Manifest,
+    options: SnapshotOptions,
+    after: int,
+    last_seq: int,
+    workers: int,
+    allowed_missing: int,
+    on_progress: Progress | None,
+) -> SnapshotReport:
+    """`_run` for a one-shot run over the whole ledger, in `workers` processes."""
+    start = time.perf_counter()
+    url = nc.connected_url.geturl() if nc.connected_url else ""
+    results = await write_ranges(
+        url,
+        store,
+        after + 1,
+        last_seq,
+        workers=workers,
+        file_rows=options.file_rows,
+        row_group_rows=options.row_group_rows,
+        fetch_batch=options.fetch_batch,
+        on_progress=on_progress,
+    )
+    files = [part for result in results for part in result.files]
+    missing = sum(result.missing for result in results)
+    if missing > allowed_missing:
+        store.remove([f.path for f in files])
+        raise HistoryGap(
+            f"history gap: {missing - allowed_missing:,} ledger messages after sequence {after:,} are "
+            f"gone from the stream and in no snapshot. Nothing was committed"
+        )
+    manifest.files = sorted(manifest.files + files, key=lambda f: (f.dataset, f.first_seq))
+    manifest.through_seq = max(manifest.through_seq, last_seq)
+    store.write_manifest(manifest)
+    return SnapshotReport(
+        messages=sum(result.messages for result in results),
+        events=sum(result.events for result in results),
+        files=files,
+        through_seq=manifest.through_seq,
+        seconds=time.perf_counter() - start,
+    )
 
 
 async def snapshot(

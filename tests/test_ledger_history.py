@@ -176,8 +176,11 @@ def test_a_snapshotter_killed_at_any_point_resumes_without_duplicates_or_gaps(se
     env = {**os.environ, "NATS_URL": server.url}
     rng = random.Random(5)
     kills = 0
-    for _ in range(6):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for attempt in range(6):
+        workers = ["--workers", "3" if attempt % 2 else "1"]  # killed in one process or in a pool of three
+        process = subprocess.Popen(
+            command + workers, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 30
         while process.poll() is None and time.monotonic() < deadline and not any(snaps.rglob("*.*")):
             time.sleep(0.005)  # wait until it writes, then kill it somewhere mid-run
@@ -214,6 +217,11 @@ def test_replay_after_deleting_every_snapshot_is_byte_identical(server, tmp_path
         path.unlink()
     (snaps / MANIFEST_NAME).unlink()
     ok(ledger_cli(server.url, "replay", "--snapshot-dir", str(snaps), "--file-rows", "20"))
+    assert snapshot_rows(snaps) == rows
+    assert {d: db_out(server.url, d, "--snapshot-dir", str(snaps)) for d in ("news", "topics")} == before
+    # Three worker processes, each writing its own slice of the ledger: the same events.
+    ok(ledger_cli(server.url, "replay", "--snapshot-dir", str(snaps), "--workers", "3"))
+    assert len(manifest(snaps)["files"]) >= 4
     assert snapshot_rows(snaps) == rows
     assert {d: db_out(server.url, d, "--snapshot-dir", str(snaps)) for d in ("news", "topics")} == before
     # Replaying one dataset in place rewrites only its files, same content.
@@ -339,6 +347,24 @@ def test_a_history_gap_is_an_error_not_a_partial_replay(server, tmp_path):
         "db-out", "news", "--snapshot-dir", str(tmp_path / "none"), env={"NATS_URL": server.url}
     )
     assert result.returncode == 1 and b"history gap" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_message_deleted_mid_stream_is_a_history_gap(server, tmp_path, workers):
+    seqs = populate(server.url)
+
+    async def delete(seq: int) -> None:
+        nc = await connect(server.url)
+        try:
+            await nc.jetstream().delete_msg(EVENTS_STREAM, seq)
+        finally:
+            await nc.close()
+
+    run(delete(seqs[len(seqs) // 2]))
+    snaps = tmp_path / "snaps"
+    message = failed(ledger_cli(server.url, "snapshot", "--snapshot-dir", str(snaps), "--workers", workers))
+    assert "history gap" in message
+    assert manifest(snaps)["files"] == [] and not list(snaps.rglob("*.parquet"))
 
 
 def test_an_unknown_event_version_is_a_clear_error_and_commits_nothing_past_it(server, tmp_path):

@@ -42,6 +42,16 @@ RowGroupRows = Annotated[
     int, typer.Option("--row-group-rows", min=1, help="Rows per Parquet row group (DuckDB likes 100k-1M)")
 ]
 
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Processes writing slices of the ledger at once (0: one per core, up to 8, "
+        "for ledgers of 100,000+ messages). Only one-shot runs over the whole ledger split",
+    ),
+]
+
 
 @contextlib.contextmanager
 def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
@@ -101,6 +111,7 @@ def snapshot_cmd(
     ] = 10.0,
     file_rows: FileRows = 1_000_000,
     row_group_rows: RowGroupRows = 100_000,
+    workers: Workers = 0,
     snapshot_dir: SnapshotDir = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -113,7 +124,9 @@ def snapshot_cmd(
     """
     settings = load_settings(data_dir=data_dir, snapshot_dir=snapshot_dir)
     store = SnapshotStore(settings.snapshot_location)
-    options = SnapshotOptions(file_rows=file_rows, row_group_rows=row_group_rows, interval=interval)
+    options = SnapshotOptions(
+        file_rows=file_rows, row_group_rows=row_group_rows, interval=interval, workers=workers
+    )
 
     async def run(nc: Client) -> SnapshotReport:
         if not follow:
@@ -148,6 +161,7 @@ def replay_cmd(
     ] = None,
     file_rows: FileRows = 1_000_000,
     row_group_rows: RowGroupRows = 100_000,
+    workers: Workers = 0,
     snapshot_dir: SnapshotDir = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -169,7 +183,7 @@ def replay_cmd(
         )
     settings = load_settings(data_dir=data_dir, snapshot_dir=snapshot_dir)
     store = SnapshotStore(out or settings.snapshot_location)
-    options = SnapshotOptions(file_rows=file_rows, row_group_rows=row_group_rows)
+    options = SnapshotOptions(file_rows=file_rows, row_group_rows=row_group_rows, workers=workers)
 
     async def run(nc: Client) -> SnapshotReport:
         if source is not None:

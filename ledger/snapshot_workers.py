@@ -1,0 +1,176 @@
+"""Writing snapshot files from several processes at once, one ledger range each.
+
+A big `ledger snapshot` or full `ledger replay` is CPU-bound in Python (decoding
+messages, building Arrow columns), so it splits the sequence range it has to cover
+into contiguous slices and gives each to a worker process. Every worker reads its
+slice through its own consumer and writes finished, checksummed files, but never
+touches the manifest: the parent lists all the files in one manifest commit once
+every worker is done, so readers see the old snapshots or the complete new ones.
+
+A worker dies with its parent (`PR_SET_PDEATHSIG`), so a killed snapshotter leaves at
+most unlisted files, which the next run removes as orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+
+from ledger.columns import message_rows
+from ledger.connection import connect
+from ledger.snapshot_store import Manifest, PartFile, SnapshotStore
+
+__all__ = ["RangeResult", "split_range", "write_ranges"]
+
+_progress: Synchronized[int] | None = None
+
+
+@dataclass(frozen=True)
+class _Slice:
+    url: str
+    location: str
+    first_seq: int
+    last_seq: int
+    file_rows: int
+    row_group_rows: int
+    fetch_batch: int
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """What one worker wrote: finished files (not yet in any manifest) and counts."""
+
+    files: list[PartFile]
+    messages: int
+    events: int
+    missing: int
+    """Sequence numbers in the slice that the stream no longer holds."""
+
+
+def split_range(first_seq: int, last_seq: int, workers: int) -> list[tuple[int, int]]:
+    """`workers` contiguous, nearly equal slices of `first_seq..last_seq` (inclusive)."""
+    total = last_seq - first_seq + 1
+    workers = max(1, min(workers, total))
+    bounds = [first_seq + total * i // workers for i in range(workers + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(workers)]
+
+
+def _init_worker(progress: Synchronized[int]) -> None:
+    global _progress
+    _progress = progress
+    with_parent = 1  # PR_SET_PDEATHSIG: die when the parent does
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: an orphan finishes its slice
+        ctypes.CDLL(None, use_errno=True).prctl(with_parent, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl+C means
+
+
+def _write_slice(job: _Slice) -> RangeResult:
+    return asyncio.run(_write_slice_async(job))
+
+
+async def _write_slice_async(job: _Slice) -> RangeResult:
+    # Imported here: `ledger.snapshots` imports this module.
+    from ledger.snapshots import SnapshotOptions, _Committer, _Reader
+
+    options = SnapshotOptions(
+        file_rows=job.file_rows, row_group_rows=job.row_group_rows, fetch_batch=job.fetch_batch
+    )
+    store = SnapshotStore(job.location)
+    nc = await connect(job.url)
+    try:
+        # Missing messages are counted here and judged by the parent, which knows the budget.
+        reader = _Reader(
+            nc.jetstream(), start_seq=job.first_seq, allowed_missing=1 << 62, batch=job.fetch_batch
+        )
+        committer = _Committer(store, Manifest(ledger_id=""), options)
+        messages = events = 0
+        try:
+            async for item in reader.messages(follow=False, idle=1.0):
+                assert item is not None  # not following: every item is a message
+                seq, data = item
+                if seq > job.last_seq:
+                    break
+                rows = message_rows(seq, data)
+                committer.add(rows)
+                committer.last_seq = seq
+                messages += 1
+                events += len(rows)
+                if _progress is not None and messages % 256 == 0:
+                    with _progress.get_lock():
+                        _progress.value += 256
+                if committer.uncommitted >= options.file_rows:
+                    committer.roll()
+                if seq == job.last_seq or reader.pending == 0:
+                    break
+            committer.roll()
+        except BaseException:
+            committer.abort()
+            raise
+        missing = job.last_seq - job.first_seq + 1 - messages
+        return RangeResult(committer.pending, messages, events, missing)
+    finally:
+        await nc.close()
+
+
+async def write_ranges(
+    url: str,
+    store: SnapshotStore,
+    first_seq: int,
+    last_seq: int,
+    *,
+    workers: int,
+    file_rows: int,
+    row_group_rows: int,
+    fetch_batch: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[RangeResult]:
+    """Write `first_seq..last_seq` with `workers` processes; the caller commits the files.
+
+    On any failure every file the workers finished is removed before the error is
+    raised, so nothing half-written is left for a manifest to list.
+    """
+    slices = [
+        _Slice(url, store.location, first, last, file_rows, row_group_rows, fetch_batch)
+        for first, last in split_range(first_seq, last_seq, workers)
+    ]
+    total = last_seq - first_seq + 1
+    context = multiprocessing.get_context("spawn")  # no forked copy of this event loop
+    progress = context.Value("q", 0)
+    pool = ProcessPoolExecutor(
+        len(slices), mp_context=context, initializer=_init_worker, initargs=(progress,)
+    )
+    with pool:
+        futures = [asyncio.wrap_future(pool.submit(_write_slice, job)) for job in slices]
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=0.25)
+                if on_progress is not None:
+                    done = min(progress.value, total)
+                    on_progress(done, total - done)
+            results = [future.result() for future in futures]
+        except BaseException:
+            _stop(pool)
+            for future in futures:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    store.remove([f.path for f in future.result().files])
+            raise
+    if on_progress is not None:
+        on_progress(total, 0)
+    return results
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers now rather than waiting for their slices to finish."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        if process.pid is not None and process.is_alive():
+            os.kill(process.pid, signal.SIGKILL)
+    pool.shutdown(wait=False, cancel_futures=True)
