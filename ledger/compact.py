@@ -3,8 +3,9 @@
 1. Snapshot first, so every tombstone (`DatasetDropped`) is in the files.
 2. For each dropped dataset, purge its ledger messages *before* its last tombstone
    from the EVENTS stream (the tombstone and anything after it stay, so a replay
-   still knows the dataset was dropped), and record how many messages were purged so
-   a later replay from the start does not mistake them for a history gap.
+   still knows the dataset was dropped). How many go is counted from the snapshot
+   files and recorded *before* the purge, so a later replay from the start does not
+   mistake them for a history gap, even when compaction is killed mid-purge.
 3. Rewrite the snapshot files: a dropped dataset's files keep only the rows from the
    tombstone on; runs of small files (under half of `file_rows`) are merged. The new
    manifest is committed before any old file is deleted.
@@ -25,7 +26,7 @@ from nats.aio.client import Client
 
 from ledger.errors import LedgerError
 from ledger.snapshot_store import Manifest, PartFile, SnapshotStore
-from ledger.snapshots import SnapshotOptions, add_purged, snapshot
+from ledger.snapshots import SnapshotOptions, record_purge, snapshot
 from ledger.streams import EVENTS_STREAM, ensure_streams, events_subject, ledger_identity
 
 __all__ = ["CompactReport", "compact"]
@@ -50,6 +51,17 @@ def _last_drops(store: SnapshotStore, manifest: Manifest) -> dict[str, int]:
         if table.num_rows:
             drops[part.dataset] = max(drops.get(part.dataset, 0), pc.max(table.column("seq")).as_py())
     return drops
+
+
+def _messages_before(store: SnapshotStore, manifest: Manifest, dataset: str, before_seq: int) -> int:
+    """How many of `dataset`'s ledger messages below `before_seq` the snapshot files hold."""
+    seqs: set[int] = set()
+    for part in manifest.dataset_files(dataset):
+        if part.first_seq < before_seq:
+            with store.open_file(part.path) as handle:
+                table = pq.read_table(handle, columns=["seq"], filters=[("seq", "<", before_seq)])
+            seqs.update(pc.unique(table.column("seq")).to_pylist())
+    return len(seqs)
 
 
 async def _purge(nc: Client, dataset: str, before_seq: int) -> int:
@@ -123,9 +135,11 @@ async def compact(
     )
     drops = _last_drops(store, manifest)
     for dataset, seq in sorted(drops.items()):
-        purged = await _purge(nc, dataset, seq)
+        held = _messages_before(store, manifest, dataset, seq)
+        await record_purge(kv, dataset, seq, held)
+        purged = max(held, await _purge(nc, dataset, seq))  # held: a killed run purged them
         if purged:
-            await add_purged(kv, purged)
+            await record_purge(kv, dataset, seq, purged)  # no-op unless the files held fewer
             report.purged_messages += purged
             report.dropped_datasets.append(dataset)
     groups = [

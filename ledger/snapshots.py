@@ -44,9 +44,9 @@ __all__ = [
     "HistoryGap",
     "SnapshotOptions",
     "SnapshotReport",
-    "add_purged",
     "check_history",
     "purged_messages",
+    "record_purge",
     "replay",
     "snapshot",
 ]
@@ -95,20 +95,36 @@ class SnapshotReport:
 
 class _Purged(msgspec.Struct):
     messages: int = 0
+    """Purges recorded as a bare total (before `purges` existed)."""
+    purges: dict[str, int] = msgspec.field(default_factory=dict)
+    """Messages per purge, keyed `<dataset>@<tombstone seq>`."""
+
+
+async def _read_purged(kv: KeyValue) -> _Purged:
+    try:
+        entry = await kv.get(_PURGED_KEY)
+    except Exception:  # KeyNotFoundError: nothing was ever purged
+        return _Purged()
+    return msgspec.json.decode(entry.value or b"{}", type=_Purged)
 
 
 async def purged_messages(kv: KeyValue) -> int:
     """How many ledger messages `ledger compact` purged (dropped datasets), ever."""
-    try:
-        entry = await kv.get(_PURGED_KEY)
-    except Exception:  # KeyNotFoundError: nothing was ever purged
-        return 0
-    return msgspec.json.decode(entry.value or b"{}", type=_Purged).messages
+    purged = await _read_purged(kv)
+    return purged.messages + sum(purged.purges.values())
 
 
-async def add_purged(kv: KeyValue, count: int) -> None:
-    """Record that compaction purged `count` more ledger messages."""
-    await kv.put(_PURGED_KEY, msgspec.json.encode(_Purged(await purged_messages(kv) + count)))
+async def record_purge(kv: KeyValue, dataset: str, before_seq: int, count: int) -> None:
+    """Record, *before* purging, that `count` of `dataset`'s messages below `before_seq` go.
+
+    Keyed by the purge and never lowered, so a compaction killed mid-purge and run
+    again neither leaves the purge unaccounted (a false history gap) nor counts it twice.
+    """
+    purged = await _read_purged(kv)
+    key = f"{dataset}@{before_seq}"
+    if count > purged.purges.get(key, 0):
+        purged.purges[key] = count
+        await kv.put(_PURGED_KEY, msgspec.json.encode(purged))
 
 
 async def check_history(js: JetStreamContext, kv: KeyValue, after_seq: int) -> None:
