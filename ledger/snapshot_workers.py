@@ -8,7 +8,9 @@ touches the manifest: the parent lists all the files in one manifest commit once
 every worker is done, so readers see the old snapshots or the complete new ones.
 
 A worker dies with its parent (`PR_SET_PDEATHSIG`), so a killed snapshotter leaves at
-most unlisted files, which the next run removes as orphans.
+most unlisted files, which the next run removes as orphans. It runs with the cyclic
+garbage collector paused between files: the rows it buffers are millions of tuples
+without cycles, and collecting over them took half of the time spent building them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import multiprocessing
 import os
 import signal
@@ -70,6 +73,7 @@ def _init_worker(progress: Synchronized[int]) -> None:
     with contextlib.suppress(OSError, AttributeError):  # not Linux: an orphan finishes its slice
         ctypes.CDLL(None, use_errno=True).prctl(with_parent, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl+C means
+    gc.disable()  # collected by hand after each file (see the module docstring)
 
 
 def _write_slice(job: _Slice) -> RangeResult:
@@ -87,9 +91,7 @@ async def _write_slice_async(job: _Slice) -> RangeResult:
     nc = await connect(job.url)
     try:
         # Missing messages are counted here and judged by the parent, which knows the budget.
-        reader = _Reader(
-            nc.jetstream(), start_seq=job.first_seq, allowed_missing=1 << 62, batch=job.fetch_batch
-        )
+        reader = _Reader(nc, start_seq=job.first_seq, allowed_missing=1 << 62, batch=job.fetch_batch)
         committer = _Committer(store, Manifest(ledger_id=""), options)
         messages = events = 0
         try:
@@ -108,6 +110,7 @@ async def _write_slice_async(job: _Slice) -> RangeResult:
                         _progress.value += 256
                 if committer.uncommitted >= options.file_rows:
                     committer.roll()
+                    gc.collect()
                 if seq == job.last_seq or reader.pending == 0:
                     break
             committer.roll()

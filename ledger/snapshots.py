@@ -35,6 +35,7 @@ from nats.js.kv import KeyValue
 
 from ledger.columns import DATASET_AT, RECORDED_AT, ColumnBuffer, Row, message_rows
 from ledger.errors import LedgerError
+from ledger.pull import pull_all
 from ledger.snapshot_store import Cut, Manifest, PartFile, PartWriter, SnapshotStore
 from ledger.snapshot_workers import write_ranges
 from ledger.streams import EVENTS_STREAM, ensure_streams, events_subject, ledger_identity
@@ -151,11 +152,15 @@ async def check_history(js: JetStreamContext, kv: KeyValue, after_seq: int) -> N
 
 
 class _Reader:
-    """Ledger messages from `start_seq` on, through a pull consumer; None when idle."""
+    """Ledger messages from `start_seq` on, through a pull consumer; None when idle.
+
+    A one-shot read (`follow=False`) goes through `ledger.pull.pull_all`, several
+    times faster than nats.py's `fetch` on a long ledger.
+    """
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         *,
         start_seq: int,
         dataset: str | None = None,
@@ -163,7 +168,8 @@ class _Reader:
         allowed_missing: int = 0,
         batch: int = 1000,
     ) -> None:
-        self.js = js
+        self.nc = nc
+        self.js = nc.jetstream()
         self.start_seq = start_seq
         self.subject = events_subject(dataset, ">") if dataset else "quorum.events.>"
         self.whole_stream = dataset is None
@@ -207,6 +213,10 @@ class _Reader:
         self._expected = seq + 1
 
     async def messages(self, *, follow: bool, idle: float) -> AsyncIterator[tuple[int, bytes] | None]:
+        if not follow:
+            async for item in self._drain():
+                yield item
+            return
         psub, name = await self._subscribe()
         try:
             while follow or self.pending > 0:
@@ -233,6 +243,17 @@ class _Reader:
                     await self.js.delete_consumer(EVENTS_STREAM, name)
             except Exception:
                 pass  # an ephemeral consumer expires by itself (inactive_threshold)
+
+    async def _drain(self) -> AsyncIterator[tuple[int, bytes]]:
+        """Every message up to the stream's end at the start, in order, then stop."""
+        info = await self.js.stream_info(EVENTS_STREAM)
+        self.pending = max(0, info.state.last_seq - self.start_seq + 1)
+        async for msg in pull_all(self.nc, EVENTS_STREAM, self.subject, self.start_seq, self.batch):
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            self._check_gap(seq)
+            self.pending = meta.num_pending
+            yield seq, msg.data
 
 
 class _Committer:
@@ -349,7 +370,7 @@ async def _run(
             nc, store, manifest, options, after, last_seq, workers, allowed, on_progress
         )
     reader = _Reader(
-        js,
+        nc,
         start_seq=after + 1,
         dataset=dataset,
         durable=durable,

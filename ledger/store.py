@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import xxhash
 from nats.aio.client import Client
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from ledger.errors import LedgerError
@@ -26,6 +24,7 @@ from ledger.events import (
     decode_batch,
     encode_batch,
 )
+from ledger.pull import pull_all
 from ledger.streams import EVENTS_STREAM, events_subject
 
 __all__ = ["Ledger", "LedgerEntry", "RawEntry", "batch_msg_id", "subject_kind"]
@@ -121,36 +120,15 @@ class Ledger:
     ) -> AsyncIterator[RawEntry]:
         """Like `read`, without decoding: the message bytes as the ledger holds them."""
         subject = events_subject(dataset or "*", ">") if dataset else "quorum.events.>"
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(start_seq, 1),
-            inactive_threshold=60.0,
-            mem_storage=True,
-        )
         try:
-            psub = await self._js.pull_subscribe(subject, stream=EVENTS_STREAM, config=config)
-            info = await psub.consumer_info()
+            messages = pull_all(self._nc, EVENTS_STREAM, subject, start_seq, batch)
+            async for msg in messages:
+                meta = msg.metadata
+                seq = meta.sequence.stream
+                if to_seq is not None and seq > to_seq:
+                    await messages.aclose()
+                    return
+                stamp = int(meta.timestamp.timestamp() * 1_000_000_000)
+                yield RawEntry(seq, stamp, msg.data, msg.subject)
         except NotFoundError:
             return
-        try:
-            remaining = info.num_pending or 0
-            while remaining > 0:
-                try:
-                    msgs = await psub.fetch(min(batch, remaining), timeout=5)
-                except NatsTimeoutError:
-                    raise LedgerError("reading the ledger stalled: NATS stopped delivering events") from None
-                for msg in msgs:
-                    meta = msg.metadata
-                    seq = meta.sequence.stream
-                    if to_seq is not None and seq > to_seq:
-                        return
-                    stamp = int(meta.timestamp.timestamp() * 1_000_000_000)
-                    yield RawEntry(seq, stamp, msg.data, msg.subject)
-                    remaining = meta.num_pending
-        finally:
-            try:
-                await psub.unsubscribe()
-                await self._js.delete_consumer(EVENTS_STREAM, info.name)
-            except Exception:
-                pass  # the consumer expires by itself (inactive_threshold)
