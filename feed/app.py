@@ -20,7 +20,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody
 from litestar.static_files import create_static_files_router
 
 from feed.access import Access, Unauthorized, load_users
@@ -175,7 +175,7 @@ async def dashboard_page() -> Response[bytes]:
 
 @get("/dashboard/data", summary="Dashboard figures: progress, answers per day, agreement, review queue")
 async def dashboard_data(
-    state: State, request: Request[Any, Any, Any], dataset: str | None = None
+    state: State, request: Request[Any, Any, Any], dataset: FromQuery[str | None] = None
 ) -> dict[str, Any]:
     feed = _feed(state)
     client = request.client.host if request.client else ""
