@@ -108,8 +108,9 @@ def consumer_name(dataset: str) -> str:
 
 
 def slot_consumer_name(dataset: str, slot: int) -> str:
-    """Slot `slot` of a k-overlap dataset."""
-    return f"feed-{dataset}-k{slot}"
+    """Slot `slot` of a k-overlap dataset. The length prefix keeps names apart that a
+    plain `feed-<dataset>-k<slot>` would merge (slot 0 of `news`, dataset `news-k0`)."""
+    return f"slot-{len(dataset)}-{dataset}-{slot}"
 
 
 def session_consumer_name(dataset: str, session: str) -> str:

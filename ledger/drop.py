@@ -74,13 +74,13 @@ def drop_event_id(dataset: str, recorded_at: int) -> str:
 def owns_consumer(dataset: str, info: ConsumerInfo) -> bool:
     """True for the durable feed consumers of `dataset` (see `feed.routing`), and no others.
 
-    The name alone is ambiguous (`feed-news-k0` is slot 0 of `news` and the shared
-    consumer of `news-k0`), so the consumer must also read the dataset's task subject.
+    The consumer must also read the dataset's task subject, so a consumer that merely
+    shares a name prefix is never touched.
     """
     name = info.name
     named = (
         name == f"feed-{dataset}"
-        or re.fullmatch(rf"feed-{re.escape(dataset)}-k\d+", name) is not None
+        or re.fullmatch(rf"slot-{len(dataset)}-{re.escape(dataset)}-\d+", name) is not None
         or name.startswith(f"sess-{len(dataset)}-{dataset}-")
     )
     config = info.config

@@ -97,8 +97,8 @@ def test_drop_removes_the_dataset_and_leaves_a_prefixed_neighbour_alone(nats_url
     assert len(db_out(dataset_name, nats_url).stdout.splitlines()) == 3
     consumers_before = run(_consumers(nats_url))
     mine = {
-        f"feed-{dataset_name}-k0",
-        f"feed-{dataset_name}-k1",
+        f"slot-{len(dataset_name)}-{dataset_name}-0",
+        f"slot-{len(dataset_name)}-{dataset_name}-1",
         f"sess-{len(dataset_name)}-{dataset_name}-alex",
     }
     assert mine <= consumers_before
@@ -235,12 +235,11 @@ def test_consumers_are_matched_by_name_and_task_subject():
         return ConsumerInfo(name=name, stream_name=TASKS_STREAM, config=config, created=None)
 
     assert owns_consumer("news", info("feed-news", "news"))
-    assert owns_consumer("news", info("feed-news-k3", "news"))
+    assert owns_consumer("news", info("slot-4-news-3", "news"))
     assert owns_consumer("news", info("sess-4-news-alex", "news"))
     assert not owns_consumer("news", info("feed-news-2", "news-2"))
     assert not owns_consumer("news", info("sess-6-news-2-alex", "news-2"))
-    # Slot 0 of `news` and the shared consumer of `news-k0` have one name: the subject decides.
-    assert not owns_consumer("news", info("feed-news-k0", "news-k0"))
+    assert not owns_consumer("news", info("slot-6-news-k-0", "news-k"))
     assert owns_consumer("news-k0", info("feed-news-k0", "news-k0"))
     assert not owns_consumer("news", info("other", "news"))  # not a feed consumer (ephemeral, say)
 

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 import httpx
 import pytest
 
+from feed.routing import consumer_name, session_consumer_name, slot_consumer_name
 from ledger.connection import connect
 from ledger.events import AnswerRecorded
 from ledger.store import Ledger
@@ -234,3 +235,14 @@ def test_k_overlap_exactly_k_distinct_sessions_per_task(
     assert len(sessions) == TASKS
     assert {len(set(s)) for s in sessions.values()} == {k}, "each task must reach exactly k distinct sessions"
     assert any(s.startswith("late") for names in sessions.values() for s in names), "late joiners got nothing"
+
+
+def test_consumer_names_of_different_datasets_never_clash():
+    """Slot 0 of `news` and the shared consumer of `news-k0` once had one name."""
+    owner: dict[str, tuple[str, str]] = {}
+    for dataset in ("news", "news-k0", "news-0", "4-news", "slot-4-news", "feed-news"):
+        for session in ("alex", "k0"):
+            names = [consumer_name(dataset), session_consumer_name(dataset, session)]
+            names += [slot_consumer_name(dataset, slot) for slot in range(3)]
+            for name in names:
+                assert owner.setdefault(name, (dataset, name)) == (dataset, name), f"{name} is shared"
