@@ -18,10 +18,10 @@ import msgspec
 import structlog
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromQuery, JSONBody
-from litestar.static_files import create_static_files_router
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import File
 
 from feed.access import Access, Unauthorized, load_users
 from feed.errors import BadRequest, FeedError, NotReady
@@ -212,6 +212,25 @@ async def index() -> Response[bytes]:
     return Response((WEB_DIR / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
 
 
+# What /static serves: the app's own assets, never the package's Python files.
+_ASSET_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+
+@get("/static/{path:path}", include_in_schema=False)
+async def static_asset(path: FromPath[str]) -> File:
+    root = WEB_DIR.resolve()
+    target = (root / path.lstrip("/")).resolve()
+    media_type = _ASSET_TYPES.get(target.suffix)
+    if media_type is None or root not in target.parents or not target.is_file():
+        raise NotFoundException(f"no asset {path}")
+    return File(target, media_type=media_type, content_disposition_type="inline")
+
+
 def _error(status: int, code: str, message: str) -> Response[ErrorBody]:
     return Response(ErrorBody(error=code, message=message, status=status), status_code=status)
 
@@ -292,7 +311,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             dashboard_data,
             health,
             ready,
-            create_static_files_router(path="/static", directories=[WEB_DIR], include_in_schema=False),
+            static_asset,
         ],
         lifespan=[nats_lifespan],
         state=State({"access": access}),

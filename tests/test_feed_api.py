@@ -72,6 +72,16 @@ def test_project_health_ready_and_openapi(served, dataset_name):
     assert {"/project", "/get_session_questions", "/give_answers", "/health", "/ready"} <= set(paths)
 
 
+def test_static_serves_the_app_assets_and_nothing_else(served):
+    script = served.get("/static/app.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "import" in script.text
+    assert served.get("/static/style.css").headers["content-type"].startswith("text/css")
+    assert served.get("/static/views/choice.js").status_code == 200
+    for path in ("/static/__init__.py", "/static/nothing.js", "/static/%2e%2e/feed/app.py", "/static/views"):
+        assert served.get(path).status_code == 404, path
+
+
 def test_questions_carry_hashes_as_strings_and_a_token(served):
     batch = questions(served)
     assert batch["total"] == 300 and batch["session_id"].endswith("-alex")
