@@ -89,6 +89,7 @@ async def answers(
             if isinstance(event, DatasetDropped):
                 latest.clear()
                 sessions_by_task.clear()
+                seen.clear()  # the same answer given again after a drop counts
             elif isinstance(event, DatasetConfigured):
                 cap = _cap(event.config)
             elif isinstance(event, AnswerRecorded):

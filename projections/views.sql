@@ -41,22 +41,25 @@ FROM latest l LEFT JOIN drops d USING (dataset);
 -- _answer_keys: which events make up `answers` (see below); Quorum's own connections keep
 -- it as a temporary table so the agreement queries don't recompute it.
 CREATE VIEW _answer_keys AS
-WITH answer_events AS (
-    -- One row per distinct answer event id, at its first place in the ledger. An id is
-    -- derived from dataset, session, task and content, so it never spans two groups, and
-    -- within one (task, session) group a 64-bit hash of it is as good as the id (two of a
-    -- session's few answers to one task colliding: ~1e-19) at a fraction of the memory.
-    SELECT dataset, task_hash, session, hash(event_id) AS id, min(_event_order(seq, position)) AS ord
-    FROM events WHERE kind = 'answer_recorded'
-    GROUP BY dataset, task_hash, session, id
-),
-control AS MATERIALIZED (
+WITH control AS MATERIALIZED (
     SELECT dataset, kind, min(_event_order(seq, position)) AS ord, any_value(config) AS config
     FROM events WHERE kind IN ('dataset_configured', 'dataset_dropped')
     GROUP BY dataset, kind, event_id
 ),
 last_drop AS (
     SELECT dataset, max(ord) AS ord FROM control WHERE kind = 'dataset_dropped' GROUP BY dataset
+),
+answer_events AS (
+    -- One row per distinct answer event id since the dataset's last drop, at its first
+    -- place there (the same answer given again after a drop counts). An id is derived
+    -- from dataset, session, task and content, so it never spans two groups, and within
+    -- one (task, session) group a 64-bit hash of it is as good as the id (two of a
+    -- session's few answers to one task colliding: ~1e-19) at a fraction of the memory.
+    SELECT e.dataset, e.task_hash, e.session, hash(e.event_id) AS id,
+           min(_event_order(e.seq, e.position)) AS ord
+    FROM events e LEFT JOIN last_drop d USING (dataset)
+    WHERE e.kind = 'answer_recorded' AND (d.ord IS NULL OR _event_order(e.seq, e.position) > d.ord)
+    GROUP BY e.dataset, e.task_hash, e.session, id
 ),
 routing AS (
     -- The answers-per-task cap each configuration puts in force.
@@ -68,10 +71,9 @@ routing AS (
     FROM control WHERE kind = 'dataset_configured'
 ),
 per_session AS MATERIALIZED (
-    SELECT a.dataset, a.task_hash, a.session, min(a.ord) AS first_ord, max(a.ord) AS last_ord
-    FROM answer_events a LEFT JOIN last_drop d USING (dataset)
-    WHERE d.ord IS NULL OR a.ord > d.ord
-    GROUP BY a.dataset, a.task_hash, a.session
+    SELECT dataset, task_hash, session, min(ord) AS first_ord, max(ord) AS last_ord
+    FROM answer_events
+    GROUP BY dataset, task_hash, session
 ),
 arrivals AS (
     -- Sessions in the order they first answered each task.
@@ -96,9 +98,9 @@ WHERE CASE WHEN coalesce(len(c.before), 0) = 0 THEN p.first_ord = c.firsts[1]
            ELSE len(c.firsts) <= c.before[-1].cap OR p.first_ord <= c.firsts[c.before[-1].cap] END;
 
 -- answers: the current answer of every session to every task — the dataset as db-out
--- exports it. An event id counts once (its first appearance), a drop hides everything
--- before it, and without full overlap a task keeps only the first k sessions that
--- answered it (k = annotations_per_task in force when the task was first answered; 1
+-- exports it. An event id counts once (its first appearance since the last drop), a
+-- drop hides everything before it, and without full overlap a task keeps only the first
+-- k sessions that answered it (k = annotations_per_task in force when the task was first answered; 1
 -- without overlap or before any configuration).
 CREATE VIEW answers AS
 SELECT

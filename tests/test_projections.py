@@ -204,6 +204,13 @@ def test_the_quirks_of_the_reference_hold(nats_url, dataset_name):
         (f"{d}-ann", 1, "reject"),
         (f"{d}-bob", 2, "accept"),
     ]
+    # After a drop, the very same answer (same event id, in a new batch) counts again.
+    again = [answer(d, "bob", 2, "accept", at=T0 + 4000), answer(d, "bob", 3, "accept", at=T0 + 6000)]
+    run(write(nats_url, [[drop(d, at=T0 + 5000)], again]))
+    expected = run(_reference(nats_url, d))
+    assert run(_projected(nats_url, d)) == expected
+    lines = [msgspec.json.decode(line) for line in expected.splitlines()]
+    assert [(r["_session_id"], r["_task_hash"]) for r in lines] == [(f"{d}-bob", 2), (f"{d}-bob", 3)]
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "projections.md"
