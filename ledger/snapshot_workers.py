@@ -29,6 +29,7 @@ from multiprocessing.sharedctypes import Synchronized
 
 from ledger.columns import message_rows
 from ledger.connection import connect
+from ledger.snapshot_parts import LedgerReader, PartCommitter, SnapshotOptions
 from ledger.snapshot_store import Manifest, PartFile, SnapshotStore
 
 __all__ = ["RangeResult", "split_range", "write_ranges"]
@@ -81,9 +82,6 @@ def _write_slice(job: _Slice) -> RangeResult:
 
 
 async def _write_slice_async(job: _Slice) -> RangeResult:
-    # Imported here: `ledger.snapshots` imports this module.
-    from ledger.snapshots import SnapshotOptions, _Committer, _Reader
-
     options = SnapshotOptions(
         file_rows=job.file_rows, row_group_rows=job.row_group_rows, fetch_batch=job.fetch_batch
     )
@@ -91,8 +89,8 @@ async def _write_slice_async(job: _Slice) -> RangeResult:
     nc = await connect(job.url)
     try:
         # Missing messages are counted here and judged by the parent, which knows the budget.
-        reader = _Reader(nc, start_seq=job.first_seq, allowed_missing=1 << 62, batch=job.fetch_batch)
-        committer = _Committer(store, Manifest(ledger_id=""), options)
+        reader = LedgerReader(nc, start_seq=job.first_seq, allowed_missing=1 << 62, batch=job.fetch_batch)
+        committer = PartCommitter(store, Manifest(ledger_id=""), options)
         messages = events = 0
         try:
             async for item in reader.messages(follow=False, idle=1.0):
