@@ -283,16 +283,17 @@ async def snapshot(
     if store.read_manifest() is None:
         store.write_manifest(manifest)  # claim the directory before writing any file
     orphans = store.remove_orphans(manifest)
-    report = await _run(
-        nc,
-        store,
-        manifest,
-        options or SnapshotOptions(),
-        durable=SNAPSHOTTER if follow else None,
-        follow=follow,
-        on_progress=on_progress,
-        stop=stop,
-    )
+    options = options or SnapshotOptions()
+    # Everything already in the stream goes the one-shot way (fast, in worker processes
+    # when far behind), so a follower restarted after downtime catches up quickly.
+    report = await _run(nc, store, manifest, options, on_progress=on_progress)
+    if follow and not (stop is not None and stop.is_set()):
+        followed = await _run(nc, store, manifest, options, durable=SNAPSHOTTER, follow=True, stop=stop)
+        report.messages += followed.messages
+        report.events += followed.events
+        report.files += followed.files
+        report.through_seq = followed.through_seq
+        report.seconds += followed.seconds
     report.orphans_removed = orphans
     return report
 
