@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import math
 import multiprocessing
 import os
 import signal
@@ -26,13 +27,14 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
 
 from ledger.columns import message_rows
 from ledger.connection import connect
 from ledger.snapshot_parts import LedgerReader, PartCommitter, SnapshotOptions
 from ledger.snapshot_store import Manifest, PartFile, SnapshotStore
 
-__all__ = ["RangeResult", "split_range", "write_ranges"]
+__all__ = ["RangeResult", "available_cpus", "split_range", "write_ranges"]
 
 _progress: Synchronized[int] | None = None
 
@@ -57,6 +59,21 @@ class RangeResult:
     events: int
     missing: int
     """Sequence numbers in the slice that the stream no longer holds."""
+
+
+def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a
+    container's CPU limit), so a pod limited to one CPU on a 64-core node starts one
+    worker, not 64 that each buffer a file's rows."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    return cpus
 
 
 def split_range(first_seq: int, last_seq: int, workers: int) -> list[tuple[int, int]]:

@@ -17,7 +17,6 @@ replay.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from ledger.columns import RECORDED_AT, Row, message_rows
 from ledger.errors import LedgerError
 from ledger.snapshot_parts import HistoryGap, LedgerReader, PartCommitter, SnapshotOptions
 from ledger.snapshot_store import Cut, Manifest, PartFile, SnapshotStore
-from ledger.snapshot_workers import write_ranges
+from ledger.snapshot_workers import available_cpus, write_ranges
 from ledger.streams import EVENTS_STREAM, ensure_streams, ledger_identity
 
 __all__ = [
@@ -213,7 +212,7 @@ async def _run(
 def _worker_count(options: SnapshotOptions, messages: int) -> int:
     if options.workers:
         return options.workers
-    cores = min(os.cpu_count() or 1, 8)
+    cores = min(available_cpus(), 8)
     return max(1, min(cores, messages // options.messages_per_worker))
 
 

@@ -206,6 +206,9 @@ def test_snapshotter_follows_the_ledger_with_a_real_command() -> None:
     command = container["command"]
     assert command[:3] == ["ledger", "snapshot", "--follow"]
     assert float(command[command.index("--interval") + 1]) > 0
+    # Catch-up workers each buffer a file of rows (~0.5 GB): their number fits the limit.
+    limit = container["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi") and int(command[command.index("--workers") + 1]) * 0.5 < float(limit[:-2])
     # Every option it passes is one `ledger snapshot` has.
     history = typer.Typer()
     register_history(history)
