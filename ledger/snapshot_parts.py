@@ -45,7 +45,8 @@ class SnapshotOptions:
     fetch_batch: int = 1000
     workers: int = 0
     """Processes writing slices of the ledger at once (one-shot runs of the whole ledger);
-    0: one per CPU core, up to 8, once each gets `messages_per_worker` messages."""
+    0: one per usable CPU (`available_cpus`), up to 8, once each gets
+    `messages_per_worker` messages."""
     messages_per_worker: int = 50_000
 
 

@@ -47,7 +47,7 @@ Workers = Annotated[
     typer.Option(
         "--workers",
         min=0,
-        help="Processes writing slices of the ledger at once (0: one per core, up to 8, "
+        help="Processes writing slices of the ledger at once (0: one per usable CPU, up to 8, "
         "for ledgers of 100,000+ messages). Only one-shot runs over the whole ledger split",
     ),
 ]
