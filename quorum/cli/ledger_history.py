@@ -48,7 +48,8 @@ Workers = Annotated[
         "--workers",
         min=0,
         help="Processes writing slices of the ledger at once (0: one per usable CPU, up to 8, "
-        "for ledgers of 100,000+ messages). Only one-shot runs over the whole ledger split",
+        "each with at least 50,000 ledger messages). Only runs over the whole ledger split; "
+        "each worker holds up to --file-rows events in memory",
     ),
 ]
 
