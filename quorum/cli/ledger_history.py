@@ -90,12 +90,17 @@ def _with_nats(settings: Settings, work: Callable[[Client], Awaitable[T]]) -> T:
         return asyncio.run(main(url))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _summary(verb: str, report: SnapshotReport, location: str) -> None:
     mb = report.bytes / 1e6
     rate = report.events / report.seconds if report.seconds else 0
     err.print(
         f"[green]✔[/] {verb} {report.events:,} events ({report.messages:,} ledger messages) into "
-        f"{len(report.files)} files, {mb:,.1f} MB, in {report.seconds:.1f} s ({rate:,.0f} events/s); "
+        f"{_count(len(report.files), 'file')}, {mb:,.1f} MB, in {report.seconds:.1f} s "
+        f"({rate:,.0f} events/s); "
         f"{location} now covers the ledger to sequence {report.through_seq:,}",
         highlight=False,
         soft_wrap=True,
@@ -236,7 +241,7 @@ def verify_cmd(
     checked = f", {report.messages_checked:,} ledger messages compared" if not quick else ""
     verdict = "[green]✔ snapshots are sound[/]" if report.ok else "[red]✘ snapshots need repair[/]"
     err.print(
-        f"{verdict}: {report.files} files, {report.rows:,} events "
+        f"{verdict}: {_count(report.files, 'file')}, {report.rows:,} events "
         f"to sequence {report.through_seq:,}{checked}",
         highlight=False,
     )
