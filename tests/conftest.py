@@ -28,6 +28,18 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _away_from_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run every test from an empty directory: commands that default to `./.quorum` must
+    neither find nor write the data of a Quorum someone ran in the checkout."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
     """Run a coroutine to completion with a hard timeout."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
