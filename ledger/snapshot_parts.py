@@ -116,17 +116,13 @@ class LedgerReader:
             async for item in self._drain():
                 yield item
             return
+        # Following: a pull consumer that waits `idle` seconds for news, then yields None.
         psub, name = await self._subscribe()
         try:
-            while follow or self.pending > 0:
-                want = self.batch if follow else min(self.batch, self.pending)
+            while True:
                 try:
-                    msgs = await psub.fetch(want, timeout=idle if follow else 5)  # type: ignore[attr-defined]
+                    msgs = await psub.fetch(self.batch, timeout=idle)  # type: ignore[attr-defined]
                 except NatsTimeoutError:
-                    if not follow:
-                        raise LedgerError(
-                            "reading the ledger stalled: NATS stopped delivering events"
-                        ) from None
                     yield None
                     continue
                 for msg in msgs:
@@ -145,8 +141,6 @@ class LedgerReader:
 
     async def _drain(self) -> AsyncIterator[tuple[int, bytes]]:
         """Every message up to the stream's end at the start, in order, then stop."""
-        info = await self.js.stream_info(EVENTS_STREAM)
-        self.pending = max(0, info.state.last_seq - self.start_seq + 1)
         async for msg in pull_all(self.nc, EVENTS_STREAM, self.subject, self.start_seq, self.batch):
             meta = msg.metadata
             seq = meta.sequence.stream

@@ -45,9 +45,7 @@ class _Slice:
     location: str
     first_seq: int
     last_seq: int
-    file_rows: int
-    row_group_rows: int
-    fetch_batch: int
+    options: SnapshotOptions
 
 
 @dataclass(frozen=True)
@@ -99,14 +97,12 @@ def _write_slice(job: _Slice) -> RangeResult:
 
 
 async def _write_slice_async(job: _Slice) -> RangeResult:
-    options = SnapshotOptions(
-        file_rows=job.file_rows, row_group_rows=job.row_group_rows, fetch_batch=job.fetch_batch
-    )
+    options = job.options
     store = SnapshotStore(job.location)
     nc = await connect(job.url)
     try:
         # Missing messages are counted here and judged by the parent, which knows the budget.
-        reader = LedgerReader(nc, start_seq=job.first_seq, allowed_missing=1 << 62, batch=job.fetch_batch)
+        reader = LedgerReader(nc, start_seq=job.first_seq, allowed_missing=1 << 62, batch=options.fetch_batch)
         committer = PartCommitter(store, Manifest(ledger_id=""), options)
         messages = events = 0
         try:
@@ -145,9 +141,7 @@ async def write_ranges(
     last_seq: int,
     *,
     workers: int,
-    file_rows: int,
-    row_group_rows: int,
-    fetch_batch: int,
+    options: SnapshotOptions,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[RangeResult]:
     """Write `first_seq..last_seq` with `workers` processes; the caller commits the files.
@@ -156,7 +150,7 @@ async def write_ranges(
     raised, so nothing half-written is left for a manifest to list.
     """
     slices = [
-        _Slice(url, store.location, first, last, file_rows, row_group_rows, fetch_batch)
+        _Slice(url, store.location, first, last, options)
         for first, last in split_range(first_seq, last_seq, workers)
     ]
     total = last_seq - first_seq + 1

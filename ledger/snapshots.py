@@ -236,9 +236,7 @@ async def _run_parallel(
         after + 1,
         last_seq,
         workers=workers,
-        file_rows=options.file_rows,
-        row_group_rows=options.row_group_rows,
-        fetch_batch=options.fetch_batch,
+        options=options,
         on_progress=on_progress,
     )
     files = [part for result in results for part in result.files]
@@ -249,9 +247,10 @@ async def _run_parallel(
             f"history gap: {missing - allowed_missing:,} ledger messages after sequence {after:,} are "
             f"gone from the stream and in no snapshot. Nothing was committed"
         )
-    manifest.files = sorted(manifest.files + files, key=lambda f: (f.dataset, f.first_seq))
-    manifest.through_seq = max(manifest.through_seq, last_seq)
-    store.write_manifest(manifest)
+    committer = PartCommitter(store, manifest, options)
+    committer.pending.extend(files)
+    committer.last_seq = last_seq
+    committer.commit()
     return SnapshotReport(
         messages=sum(result.messages for result in results),
         events=sum(result.events for result in results),
