@@ -30,9 +30,7 @@ class SnapshotUnreadable(LedgerError):
 
     def __init__(self, location: str, part: PartFile, problem: str) -> None:
         super().__init__(
-            f"snapshot file {part.path} in {location} is {problem}. Run `ledger verify "
-            f"--snapshot-dir {location}` to check every file, and `ledger replay --dataset "
-            f"{part.dataset} --snapshot-dir {location}` to rewrite this dataset's files from the ledger"
+            f"snapshot file {part.path} in {location} is {problem}: {_repair(location, part.dataset)}"
         )
 
 
@@ -81,10 +79,14 @@ def repair_hint(snapshots: SnapshotSet) -> str:
     """What to run when a read fails and snapshot files were part of the query."""
     if not snapshots.files():
         return ""
-    where = f" --snapshot-dir {snapshots.location}" if snapshots.location else ""
+    return f". If a snapshot file is damaged, {_repair(snapshots.location, 'NAME')}"
+
+
+def _repair(location: str, dataset: str) -> str:
+    where = f" --snapshot-dir {location}" if location else ""
     return (
-        f". If a snapshot file is damaged, `ledger verify{where}` names it and "
-        f"`ledger replay --dataset NAME{where}` rewrites that dataset's files from the ledger"
+        f"`ledger verify{where}` names damaged files and `ledger replay --dataset {dataset}{where}` "
+        f"rewrites that dataset's files from the ledger"
     )
 
 

@@ -100,8 +100,8 @@ WHERE CASE WHEN coalesce(len(c.before), 0) = 0 THEN p.first_ord = c.firsts[1]
 -- answers: the current answer of every session to every task — the dataset as db-out
 -- exports it. An event id counts once (its first appearance since the last drop), a
 -- drop hides everything before it, and without full overlap a task keeps only the first
--- k sessions that answered it (k = annotations_per_task in force when the task was first answered; 1
--- without overlap or before any configuration).
+-- k sessions that answered it (k = annotations_per_task in force when the task was
+-- first answered; 1 without overlap or before any configuration).
 CREATE VIEW answers AS
 SELECT
     e.dataset,
