@@ -14,6 +14,7 @@ import pytest
 from ledger.events import ReviewRecorded
 from ledger.store import subject_kind
 from ledger.tailing import SUBJECT_KINDS
+from quorum.natsd import start_embedded
 from tests.conftest import run
 from tests.test_projections_support import answer, configure, drop, write
 
@@ -221,3 +222,22 @@ def test_ctrl_c_stops_following_without_a_traceback(nats_url, dataset_name):
             process.wait()
     assert process.returncode == 130
     assert "Traceback" not in err.decode()
+
+
+def test_a_server_without_a_ledger_yet_is_followed_from_the_start(tmp_path):
+    nats = start_embedded(tmp_path / "nats")  # a server of its own: no EVENTS stream yet
+    try:
+        result = ledger_cli("tail", "--no-follow", nats_url=nats.url)
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout == b""
+        process = subprocess.Popen(
+            [*LEDGER, "tail"], env={**os.environ, "NATS_URL": nats.url}, stderr=subprocess.PIPE
+        )
+        try:
+            assert "following the ledger from seq 1" in _read_stderr_line(process, timeout=30)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        assert process.returncode == 130
+    finally:
+        nats.stop()

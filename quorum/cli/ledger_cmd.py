@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
-from typing import Annotated, BinaryIO
+from collections.abc import Coroutine
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import msgspec
 import typer
@@ -16,11 +18,14 @@ from ledger.connection import connect
 from ledger.events import ANSWERS, Event
 from ledger.names import validate_dataset_name, validate_session_name
 from ledger.store import Ledger
+from ledger.streams import ensure_streams
 from ledger.tailing import SUBJECT_KINDS, follow_events, last_seq, start_of_last
 from quorum.cli import QuorumGroup, run_cli
 from quorum.cli.options import DataDir
 from quorum.natsd import nats_server
 from quorum.settings import load_settings
+
+T = TypeVar("T")
 
 __all__ = ["app", "main"]
 
@@ -104,6 +109,7 @@ async def _tail(
     nc = await connect(url)
     printed = 0
     try:
+        await ensure_streams(nc.jetstream())  # a server that has no ledger yet gets an empty one
         start = await _start(nc, where, from_seq, last)
         if follow:
             # Said once the start is fixed: anything appended from now on is printed.
@@ -122,6 +128,30 @@ async def _tail(
     finally:
         await nc.close()
     return printed
+
+
+async def _until_interrupted(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; on Ctrl+C cancel it, again and again until it has stopped, then raise
+    KeyboardInterrupt (exit 130). About once in twenty test runs a single cancel left the
+    tail following; nats.py's fetch waits in `asyncio.wait_for`, which can swallow one."""
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        while interrupted.is_set() and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+    finally:
+        waiter.cancel()
+        loop.remove_signal_handler(signal.SIGINT)
+    if interrupted.is_set():
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()
+        raise KeyboardInterrupt
+    return task.result()
 
 
 @app.command("tail")
@@ -169,7 +199,17 @@ def tail(
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
         try:
             asyncio.run(
-                _tail(url, where, sys.stdout.buffer, from_seq=from_seq, last=last, follow=follow, limit=limit)
+                _until_interrupted(
+                    _tail(
+                        url,
+                        where,
+                        sys.stdout.buffer,
+                        from_seq=from_seq,
+                        last=last,
+                        follow=follow,
+                        limit=limit,
+                    )
+                )
             )
         except BrokenPipeError:
             # The reader (head, a closed jq) went away: stop quietly, as Unix filters do, and
