@@ -1,5 +1,8 @@
 """Real-browser helpers for the web app tests: Debian's Chromium driven by Playwright.
 
+A test module takes the `browser` and `page` fixtures as its own with
+`browser, page = chromium.browser, chromium.page` (after `from tests import browser as chromium`).
+
 The tests run the app as an annotator would: a real feed server with embedded-style
 NATS, a real Chromium, real key presses and mouse drags. Playwright's own browser
 downloads are never used; `/usr/bin/chromium` comes from `apt-get install chromium`.
@@ -7,8 +10,11 @@ downloads are never used; `/usr/bin/chromium` comes from `apt-get install chromi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,14 +23,22 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import ROOT, quorum_cli
+from ledger.connection import connect
+from ledger.events import AnswerRecorded
+from ledger.hashing import set_hashes
+from ledger.store import Ledger
+from recipes.registry import Components
+from tests.conftest import ROOT, quorum_cli, run
 
 __all__ = [
     "CHROMIUM",
     "SCREENSHOTS",
     "AnnotationPage",
+    "KillableChromium",
     "db_out",
     "launch_chromium",
+    "ledger_answers",
+    "load_tasks",
     "off_loop",
     "until",
     "write_jsonl",
@@ -60,6 +74,78 @@ def launch_chromium() -> Iterator[Any]:
             browser.close()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium, once per test module."""
+    yield from launch_chromium()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab in a context of its own (a laptop-sized window); closed after the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 820})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+class KillableChromium:
+    """A Chromium started here, on a profile directory of its own, driven over CDP.
+
+    Playwright's own launch hides the browser's process; this one can be SIGKILLed like
+    a crash or a power cut would end it, and started again on the same profile.
+    """
+
+    def __init__(self, browser_type: Any, profile: Path) -> None:
+        self.profile = profile
+        port_file = profile / "DevToolsActivePort"
+        port_file.unlink(missing_ok=True)  # a killed browser leaves its port behind
+        self.process = subprocess.Popen(
+            [str(CHROMIUM), *CHROMIUM_ARGS, f"--user-data-dir={profile}", "--remote-debugging-port=0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes share a group that `kill` can end
+        )
+        lines = until(lambda: port_file.exists() and port_file.read_text().splitlines(), timeout=20)
+        self.browser = browser_type.connect_over_cdp(f"http://127.0.0.1:{int(lines[0])}")
+        self.page = self.browser.contexts[0].new_page()
+        self.page.set_default_timeout(10_000)
+
+    def kill(self) -> None:
+        """SIGKILL the browser process, then whatever it left of its own process group."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Disconnect (a no-op once killed), then make sure nothing of it runs on."""
+        with contextlib.suppress(Exception):  # the connection died with a killed browser
+            self.browser.close()
+        self.kill()
+
+
+def ledger_answers(nats_url: str, dataset: str) -> list[AnswerRecorded]:
+    """Every answer event the ledger holds for `dataset`, repeats included, in order."""
+
+    async def read() -> list[AnswerRecorded]:
+        nc = await connect(nats_url)
+        try:
+            return [
+                event
+                async for entry in Ledger(nc).read(dataset)
+                for event in entry.events
+                if isinstance(event, AnswerRecorded)
+            ]
+        finally:
+            await nc.close()
+
+    return off_loop(run, read())
+
+
 def off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call `func` in a worker thread.
 
@@ -73,6 +159,17 @@ def off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def load_tasks(
+    load: Callable[[Components], Any], dataset: str, view_id: str, tasks: list[dict[str, Any]], config: Any
+) -> None:
+    """Queue ready-made tasks (hashed here) for a custom recipe that shows them in `view_id`."""
+    stream = [set_hashes(task) for task in tasks]
+    components = Components(
+        recipe="custom", dataset=dataset, view_id=view_id, stream=stream, config=config, total=len(stream)
+    )
+    off_loop(load, components)
 
 
 def db_out(dataset: str, nats_url: str, *extra: str) -> list[dict[str, Any]]:

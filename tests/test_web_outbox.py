@@ -2,42 +2,38 @@
 
 The network misbehaves here on purpose: the feed server is stopped and restarted
 mid-session, requests are held in flight, a load balancer answers 502, the server
-refuses a forged token (403) and an oversized batch (413). In every case the annotator
-keeps working, sees what is going on, and no answer is lost or recorded twice.
+refuses a forged token (403) and an oversized batch (413), and the browser itself is
+SIGKILLed right after an answer. In every case the annotator keeps working, sees what is
+going on, and no answer is lost or recorded twice.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from recipes.textcat import textcat_manual
-from tests.browser import AnnotationPage, db_out, launch_chromium, off_loop, until, write_jsonl
+from tests import browser as chromium
+from tests.browser import (
+    AnnotationPage,
+    KillableChromium,
+    db_out,
+    ledger_answers,
+    off_loop,
+    until,
+    write_jsonl,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
+browser, page = chromium.browser, chromium.page  # the fixtures every browser test uses
 
 QUESTIONS = re.compile(r"/get_session_questions\b")
 ANSWERS = re.compile(r"/give_answers\b")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from launch_chromium()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 820})
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    try:
-        yield tab
-    finally:
-        context.close()
 
 
 def texts(count: int, words: int = 8) -> list[dict[str, Any]]:
@@ -211,4 +207,78 @@ def test_refused_and_failed_flushes_are_shown_and_keep_the_answers(
     page.click("#held-discard")
     app.wait_status("saved")
     assert page.locator("#notice").is_hidden()
+    assert app.errors == []
+
+
+def test_answers_survive_the_browser_being_killed_right_after_them(
+    browser, settings, dataset_name, load, start_server, nats_url, tmp_path: Path
+):
+    """Issue 11 §4.2: answers given just before a hard kill are sent by the next browser, once."""
+    source = write_jsonl(tmp_path / "texts.jsonl", texts(6))
+    off_loop(load, textcat_manual(dataset_name, source, "Tech"))
+    # One answer per request: the next browser resends the stalled batch exactly as it was.
+    server = start_server(settings, dataset_name, workers=1, batch_size=1)
+    profile = tmp_path / "profile"
+    first = KillableChromium(browser.browser_type, profile)
+    try:
+        page = first.page
+        # A slow server: the first batch reaches the ledger, its reply never comes back.
+        stalled: list[Any] = []
+
+        def record_then_stall(route: Any) -> None:
+            route.fetch()
+            stalled.append(route)
+
+        page.route(ANSWERS, record_then_stall)
+        app = AnnotationPage(page, server.url).open("mo")
+        app.answer("a")
+        app.press("Control+s")
+        until(lambda: len(ledger_answers(nats_url, dataset_name)) == 1)
+        # Two more answers wait behind the stalled request; kill the browser the moment
+        # the app counts them as given (on disk), long before any flush timer.
+        app.answer("x")
+        app.answer(" ")
+        app.wait_until("() => { const s = window.quorum.inspect(); return s.outbox === 3 && !s.unstored; }")
+        assert app.state()["durable"]
+    finally:
+        first.kill()
+
+    second = KillableChromium(browser.browser_type, profile)
+    try:
+        app = AnnotationPage(second.page, server.url).open("mo")
+        app.wait_until("() => window.quorum.inspect().outbox === 0", timeout=15_000)
+        app.wait_status("saved")
+        assert app.errors == []
+    finally:
+        second.close()
+
+    # Each answer is in the ledger once: the first one, sent twice with its decision key,
+    # was stored once.
+    events = ledger_answers(nats_url, dataset_name)
+    assert len({event.task_hash for event in events}) == 3
+    assert len(events) == 3, f"an answer was recorded twice: {[e.event_id for e in events]}"
+    assert answers_by_id(db_out(dataset_name, nats_url)) == {1: "accept", 2: "reject", 3: "ignore"}
+
+
+def test_an_outbox_an_older_version_left_in_local_storage_is_sent(
+    page, settings, dataset_name, load, start_server, nats_url, tmp_path: Path
+):
+    source = write_jsonl(tmp_path / "texts.jsonl", texts(4))
+    off_loop(load, textcat_manual(dataset_name, source, "Tech"))
+    server = start_server(settings, dataset_name, workers=1)
+    # What an earlier version of the app left behind: a task it was given, answered,
+    # mirrored to localStorage (no decision key yet), never sent.
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        reply = client.post("/get_session_questions?session=old", json={"session_id": "old"})
+    task = reply.json()["tasks"][0]
+    key = f"quorum:outbox:{dataset_name}:old"
+    legacy = [{"answer": {**task, "answer": "reject"}, "held": False, "error": None}]
+    page.goto(f"{server.url}/static/index.html")
+    page.evaluate("([k, v]) => localStorage.setItem(k, v)", [key, json.dumps(legacy)])
+
+    app = AnnotationPage(page, server.url).open("old")
+    app.wait_until("() => window.quorum.inspect().outbox === 0")
+    assert app.task() != task["_task_hash"]  # its answer was waiting: not asked again
+    assert page.evaluate("k => localStorage.getItem(k)", key) is None
+    assert answers_by_id(db_out(dataset_name, nats_url)) == {1: "reject"}
     assert app.errors == []

@@ -6,19 +6,18 @@ Each test annotates like a person would (key presses, mouse drags), then checks 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger.hashing import set_hashes
 from recipes.ner import ner_manual
-from recipes.registry import Components
 from recipes.textcat import textcat_manual
-from tests.browser import AnnotationPage, db_out, launch_chromium, off_loop, write_jsonl
+from tests import browser as chromium
+from tests.browser import AnnotationPage, db_out, load_tasks, off_loop, write_jsonl
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
+browser, page = chromium.browser, chromium.page  # the fixtures every browser test uses
 
 NEWS = [
     {"text": "Anna Smith joined Acme Corp in Berlin.", "meta": {"id": 1}},
@@ -43,22 +42,6 @@ TOPICS = [
     {"text": "The new phone ships with a faster chip.", "meta": {"id": 2}},
     {"text": "The striker scored twice in the final.", "meta": {"id": 3}},
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from launch_chromium()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 820})
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    try:
-        yield tab
-    finally:
-        context.close()
 
 
 def by_id(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -285,14 +268,8 @@ def test_unknown_view_falls_back_to_text_with_a_message(
     page, settings, dataset_name, load, start_server, nats_url
 ):
     text = "A task for a view nobody wrote <b>and no HTML</b>."
-    tasks = [set_hashes({"text": text, "meta": {"id": 1}})]
     config = {"labels": [], "instructions": "Read each text.\nAnswer honestly."}
-    off_loop(
-        load,
-        Components(
-            recipe="custom", dataset=dataset_name, view_id="bogus", stream=tasks, config=config, total=1
-        ),
-    )
+    load_tasks(load, dataset_name, "bogus", [{"text": text, "meta": {"id": 1}}], config)
     server = start_server(settings, dataset_name, workers=1)
     app = AnnotationPage(page, server.url).open("pat")
 

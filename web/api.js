@@ -9,12 +9,17 @@ export class ApiError extends Error {
    * @param {number} status  HTTP status, 0 when the server could not be reached
    * @param {string} code    the server's error code, or "network" / "timeout"
    * @param {string} message what went wrong, in words an annotator can act on
+   * @param {{taskHash?: string|null, retryAfter?: number|null}} details
+   *   `taskHash`: the answer the server refused (409, 422, 403), when it says;
+   *   `retryAfter`: seconds to wait, from a `Retry-After` header
    */
-  constructor(status, code, message) {
+  constructor(status, code, message, { taskHash = null, retryAfter = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.taskHash = taskHash;
+    this.retryAfter = retryAfter;
   }
 
   /** Worth retrying as is: no answer from the server, a timeout, a 5xx, a 408 or 429. */
@@ -26,6 +31,40 @@ export class ApiError extends Error {
   get offline() {
     return this.status === 0;
   }
+
+  /** Overloaded or restarting: the server said when to come back (`503` + `Retry-After`). */
+  get busy() {
+    return this.status === 503 && this.retryAfter !== null;
+  }
+
+  /**
+   * A task token outlived its time: `token_expired`, or (servers before that code) a
+   * `forbidden` whose message says "expired". The answer can never be accepted.
+   */
+  get expired() {
+    return (
+      this.status === 403 &&
+      (this.code === "token_expired" || (this.code === "forbidden" && /expired/i.test(this.message)))
+    );
+  }
+
+  /**
+   * The answer can never be accepted and holding it helps nobody: the task was answered
+   * by as many sessions as routing allows (409), the answer is invalid (422), or its
+   * token expired. The rest of its batch can go.
+   */
+  get final() {
+    return this.code === "surplus_answer" || this.code === "invalid_answer" || this.expired;
+  }
+}
+
+/** Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or null. */
+export function retryAfterSeconds(value) {
+  if (!value) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 const TIMEOUT_MS = 20000;
@@ -78,7 +117,10 @@ export class Api {
           ? data.message
           : `the server answered ${response.status} ${response.statusText || ""}`.trim();
       const code = data && typeof data.error === "string" ? data.error : `http_${response.status}`;
-      throw new ApiError(response.status, code, message);
+      throw new ApiError(response.status, code, message, {
+        taskHash: data && data.task_hash !== undefined && data.task_hash !== null ? String(data.task_hash) : null,
+        retryAfter: retryAfterSeconds(response.headers.get("Retry-After")),
+      });
     }
     if (data === null || typeof data !== "object") {
       throw new ApiError(502, "bad_response", "the server sent a reply that is not JSON");

@@ -4,14 +4,16 @@
 // sends them in the background; the next task comes from the queue (queue.js), which
 // is refilled before it runs out. A key press therefore never waits on the network:
 // the next question is rendered in the same event handler. The page keeps nothing a
-// reload could not rebuild, except unsent answers (the outbox, in localStorage).
+// reload could not rebuild, except unsent answers (the outbox, on disk in IndexedDB).
 
 import { Api } from "./api.js";
+import { decided } from "./decision.js";
 import { h } from "./dom.js";
 import { Outbox } from "./outbox.js";
-import { renderNotice, renderProgress, renderSession, renderStatus, sentence } from "./panels.js";
+import { plural, renderNotice, renderProgress, renderSession, renderStatus, sentence } from "./panels.js";
 import { TaskQueue } from "./queue.js";
 import { askForSession, sessionFromUrl } from "./session.js";
+import { AnswerStore } from "./store.js";
 import { createView } from "./views/index.js";
 
 const HISTORY_LIMIT = 50;
@@ -27,10 +29,13 @@ class App {
     this.current = null; // {task, view}
     this.history = []; // [{task, answer, state}], oldest first
     this.drafts = new Map(); // task hash -> edit state of a task put back by undo
+    this.answered = new Set(); // task hashes whose answers the server confirmed to this page
     this.counts = { accept: 0, reject: 0, ignore: 0 };
     this.activeLabel = null;
     this.progress = null;
     this.hintTimer = null;
+    this.hintSeq = 0; // counts what the hint line said, so a later message is not overwritten
+    this.drops = { expired: 0, invalid: [] }; // dropped answers the annotator has not dismissed
   }
 
   // -- start-up ------------------------------------------------------------------------
@@ -58,13 +63,23 @@ class App {
     this.outbox = new Outbox(this.api, {
       batchSize,
       instant: Boolean(this.project.instant_submit),
-      storageKey: `quorum:outbox:${dataset}:${this.session}`,
+      // Earlier versions kept the outbox in localStorage under the old key: moved in.
+      store: await AnswerStore.open(`${dataset}:${this.session}`, `quorum:outbox:${dataset}:${this.session}`),
       onChange: () => this.renderStatus(),
-      onSaved: (result) => this.setProgress(result),
+      onSaved: (result, taskHashes) => {
+        for (const hash of taskHashes) this.answered.add(hash);
+        this.setProgress(result);
+      },
+      onDropped: (dropped) => this.dropped(dropped),
     });
+    await this.outbox.open();
     this.queue = new TaskQueue(this.api, {
       batchSize,
-      skip: (hash) => this.outbox.has(hash) || this.history.some((e) => String(e.task._task_hash) === hash),
+      // Not again what this page answered, even when a reply crossed the answer in flight.
+      skip: (hash) =>
+        this.outbox.has(hash) ||
+        this.answered.has(hash) ||
+        this.history.some((e) => String(e.task._task_hash) === hash),
       onProgress: (data) => this.setProgress(data),
       onChange: () => this.queueChanged(),
     });
@@ -229,7 +244,8 @@ class App {
       return;
     }
     const { task, view } = this.current;
-    const answer = { ...task, ...view.extras(), answer: decision };
+    // Every decision gets a key of its own; retries of it keep that key.
+    const answer = decided({ ...task, ...view.extras(), answer: decision });
     this.outbox.put(answer);
     this.history.push({ task, answer, state: view.snapshot() });
     if (this.history.length > HISTORY_LIMIT) this.history.shift();
@@ -259,9 +275,54 @@ class App {
     this.renderSide();
   }
 
+  /**
+   * The outbox let these answers go for good: take them out of the counts and the
+   * history (their tasks may come back), and tell the annotator. An expired token also
+   * means the tasks that came with it are stale: fetch fresh ones, once.
+   */
+  dropped(dropped) {
+    const expired = dropped.filter((d) => d.error.expired).map((d) => d.answer._task_hash);
+    const surplus = dropped.filter((d) => d.error.code === "surplus_answer");
+    const invalid = dropped.filter((d) => !d.error.expired && d.error.code !== "surplus_answer");
+    if (expired.length) {
+      this.drops.expired += expired.length;
+      this.renew(expired); // first: it needs to know which request brought them
+    }
+    const answers = new Set(dropped.map((d) => d.answer));
+    this.history = this.history.filter((entry) => !answers.has(entry.answer));
+    for (const { answer } of dropped) {
+      this.counts[answer.answer] = Math.max(0, this.counts[answer.answer] - 1);
+      this.queue.forget(answer._task_hash);
+    }
+    this.saveCounts();
+    if (surplus.length) {
+      const message = sentence(surplus[surplus.length - 1].error.message);
+      const many = `${plural(surplus.length, "answer")} not needed: ${message}`;
+      this.hint(surplus.length === 1 ? message : many, "info");
+    }
+    this.drops.invalid.push(...invalid.map((d) => d.error.message));
+    this.renderSide();
+  }
+
+  /** Tokens expired: drop the stale tasks, the one on screen too, and get fresh ones. */
+  renew(expiredHashes) {
+    const upTo = this.queue.staleUpTo(expiredHashes);
+    const onScreen = this.current && this.queue.isStale(this.current.task._task_hash, upTo);
+    if (onScreen) this.queue.forget(this.current.task._task_hash);
+    this.queue.renew(expiredHashes);
+    if (onScreen) this.next();
+  }
+
+  dismissDrops() {
+    this.drops = { expired: 0, invalid: [] };
+    this.renderStatus();
+  }
+
   async save() {
     this.hint("Saving…", "info");
+    const saying = this.hintSeq;
     await this.outbox.flush({ force: true });
+    if (this.hintSeq !== saying) return; // something was said meanwhile (a dropped answer): keep it
     const status = this.outbox.status();
     if (status.state === "saved") this.hint("All answers saved.", "ok");
     else this.hint("");
@@ -282,6 +343,7 @@ class App {
     $("btn-save").addEventListener("click", () => this.save());
     $("held-retry").addEventListener("click", () => this.save());
     $("held-discard").addEventListener("click", () => this.outbox.discardHeld());
+    $("drop-dismiss").addEventListener("click", () => this.dismissDrops());
     // Leaving: hand unsent answers to the browser (keepalive); hidden: send them now.
     window.addEventListener("pagehide", () => this.outbox.flushOnHide());
     document.addEventListener("visibilitychange", () => {
@@ -294,7 +356,7 @@ class App {
     });
     setInterval(() => {
       const { state } = this.outbox.status();
-      if (state === "offline" || state === "error") this.renderStatus();
+      if (state === "offline" || state === "busy" || state === "error") this.renderStatus();
     }, 1000);
   }
 
@@ -336,6 +398,7 @@ class App {
 
   hint(message, tone = "") {
     clearTimeout(this.hintTimer);
+    if (message) this.hintSeq += 1;
     const el = $("hint");
     el.textContent = message || this.defaultHint || "";
     el.dataset.tone = message ? tone : "";
@@ -356,7 +419,7 @@ class App {
     if (!this.outbox) return;
     const status = this.outbox.status();
     renderStatus(status, this.history.length > 0 || this.counts.accept + this.counts.reject + this.counts.ignore > 0);
-    renderNotice(status);
+    renderNotice(status, this.drops);
   }
 
   renderSide() {
@@ -390,6 +453,8 @@ class App {
       loading: Boolean(this.queue && this.queue.loading),
       requests: this.queue ? this.queue.requests : 0,
       outbox: this.outbox ? this.outbox.size : 0,
+      unstored: this.outbox ? this.outbox.unstored() : 0,
+      durable: Boolean(this.outbox && this.outbox.store.durable),
       status: this.outbox ? this.outbox.status().state : "starting",
       counts: { ...this.counts },
       activeLabel: this.activeLabel,

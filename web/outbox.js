@@ -1,39 +1,54 @@
 // The outbox: answers wait here until the server confirms the ledger has them.
 //
-// It flushes in batches (when a batch is full, on a timer, on save, when the page is
-// hidden), one request at a time. A failed flush is retried with backoff; an answer
-// the server refuses (4xx) is isolated from the rest of its batch and held, with the
-// server's message, instead of being dropped. The outbox is mirrored to localStorage,
-// so even a crashed tab sends its answers on the next visit. Re-sending is always
-// safe: the server deduplicates answers, and the latest answer to a task wins.
+// An answer is given once it is on disk (store.js, IndexedDB with strict durability):
+// only then is it sent, so a browser killed right after an answer sends it on the next
+// visit. The outbox flushes in batches (when a batch is full, on a timer, on save, when
+// the page is hidden), one request at a time. A failed flush is retried with backoff,
+// no sooner than a 503's `Retry-After`. A batch is all or nothing on the server, so when
+// it refuses one answer, nothing of the batch was stored: the refused answer is found
+// (the server names it, or smaller batches do) and the rest is sent again. An answer that
+// can never be accepted (surplus, invalid, expired token) is dropped and reported; one
+// refused for another reason is held, with the server's message, for the annotator to
+// retry or discard. Re-sending is always safe: an answer keeps its decision key on
+// every retry, so the server records it once, and the latest decision on a task wins.
 
 import { ApiError } from "./api.js";
 
 const FLUSH_DELAY_MS = 4000;
 const BACKOFF_MS = [1000, 2000, 4000, 8000];
+const MAX_RETRY_MS = 60000; // however long a `Retry-After` asks for
 const BEACON_BYTES = 60000; // keepalive requests share a 64 KiB budget per page
 
 /** The key of one answer: its task. A newer answer to the same task replaces it. */
 const keyOf = (answer) => String(answer._task_hash);
 
+/** What the store keeps of an entry. */
+const recordOf = ({ key, answer, held, error, seq }) => ({ key, answer, held, error, seq });
+
 export class Outbox {
   /**
    * @param {import("./api.js").Api} api
-   * @param {{batchSize?: number, instant?: boolean, storageKey?: string|null,
-   *          onChange?: Function, onSaved?: Function}} options
+   * @param {{batchSize?: number, instant?: boolean, store: import("./store.js").AnswerStore,
+   *          onChange?: Function, onSaved?: Function, onDropped?: Function}} options
+   *   `onSaved(result, taskHashes)`: the server has the answers to these tasks;
+   *   `onDropped([{answer, error}])`: answers the server will never accept were let go;
+   *   called once per flush round, with all of them
    */
   constructor(
     api,
-    { batchSize = 10, instant = false, storageKey = null, onChange = () => {}, onSaved = () => {} } = {},
+    { batchSize = 10, instant = false, store, onChange = () => {}, onSaved = () => {}, onDropped = () => {} },
   ) {
     this.api = api;
     this.batchSize = Math.max(1, batchSize);
     this.instant = instant; // send every answer at once (QUORUM_INSTANT_SUBMIT)
-    this.storageKey = storageKey;
+    this.store = store;
     this.onChange = onChange;
     this.onSaved = onSaved;
-    /** @type {Map<string, {key: string, answer: object, held: boolean, error: string|null}>} */
+    this.onDropped = onDropped;
+    /** @type {Map<string, {key: string, answer: object, held: boolean, error: string|null,
+     *                      stored: boolean, seq: number}>} in the order they were given */
     this.entries = new Map();
+    this.seq = 0;
     this.sending = new Set();
     this.running = null;
     this.rerun = false;
@@ -42,20 +57,40 @@ export class Outbox {
     this.retryAt = 0;
     this.retryTimer = null;
     this.flushTimer = null;
-    this.restore();
+    this.dropped = []; // this round's answers let go, reported when the round is over
+  }
+
+  /** Take in the answers an earlier page left on disk. */
+  async open() {
+    for (const record of await this.store.load()) {
+      const entry = { ...recordOf(record), held: Boolean(record.held), error: record.error || null, stored: true };
+      this.entries.set(entry.key, entry);
+      this.seq = Math.max(this.seq, entry.seq);
+    }
+    this.changed();
   }
 
   // -- what the app calls ------------------------------------------------------------
 
-  /** Queue an answer (replacing an unsent answer to the same task) and maybe flush. */
+  /**
+   * Queue an answer (replacing an unsent answer to the same task). It is given once on
+   * disk: the returned promise resolves then, and only then may it be sent.
+   */
   put(answer) {
     const key = keyOf(answer);
+    const entry = { key, answer, held: false, error: null, stored: false, seq: ++this.seq };
     this.entries.delete(key);
-    this.entries.set(key, { key, answer, held: false, error: null });
+    this.entries.set(key, entry);
     this.changed();
-    if (this.retryTimer) return; // backing off: the retry timer sends it
-    if (this.instant || this.pending().length >= this.batchSize) this.flush();
-    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+    return this.store
+      .put([recordOf(entry)])
+      .catch((err) => console.warn("could not keep an answer on disk; it is sent from memory", err))
+      .then(() => {
+        entry.stored = true;
+        if (this.entries.get(key) !== entry) return; // replaced or taken back meanwhile
+        this.changed();
+        this.schedule();
+      });
   }
 
   /** Take back an answer that has not left yet (undo). True if it was still here. */
@@ -63,7 +98,7 @@ export class Outbox {
     const key = String(taskHash);
     const entry = this.entries.get(key);
     if (!entry || this.sending.has(key)) return false;
-    this.entries.delete(key);
+    this.forget(entry);
     this.changed();
     return true;
   }
@@ -73,17 +108,23 @@ export class Outbox {
     return this.entries.has(String(taskHash));
   }
 
-  /** Answers not yet confirmed (sending or waiting), and those the server refused. */
+  /** Answers not yet confirmed (on their way to disk, sending or waiting), and held ones. */
   get size() {
     return this.entries.size;
   }
 
+  /** Answers on disk and ready to send. */
   pending() {
-    return [...this.entries.values()].filter((e) => !e.held);
+    return [...this.entries.values()].filter((e) => e.stored && !e.held);
   }
 
   held() {
     return [...this.entries.values()].filter((e) => e.held);
+  }
+
+  /** Answers whose write to disk has not resolved yet. */
+  unstored() {
+    return [...this.entries.values()].filter((e) => !e.stored).length;
   }
 
   /**
@@ -94,9 +135,10 @@ export class Outbox {
     clearTimeout(this.flushTimer);
     this.flushTimer = null;
     if (force) {
-      for (const entry of this.entries.values()) {
+      for (const entry of this.held()) {
         entry.held = false;
         entry.error = null;
+        this.keep(entry);
       }
       this.failures = 0;
       this.cancelRetry();
@@ -107,6 +149,7 @@ export class Outbox {
     }
     this.running = this.drain().finally(() => {
       this.running = null;
+      if (this.dropped.length) this.onDropped(this.dropped.splice(0));
       if (this.rerun) {
         this.rerun = false;
         if (!this.retryTimer) this.flush();
@@ -118,7 +161,7 @@ export class Outbox {
 
   /** The page is going away: hand what is waiting to the browser, to send after we are gone. */
   flushOnHide() {
-    const waiting = this.pending();
+    const waiting = [...this.entries.values()].filter((e) => !e.held);
     let chunk = [];
     let bytes = 0;
     const send = (entries) => {
@@ -129,7 +172,7 @@ export class Outbox {
           { keepalive: true },
         )
         .then((result) => this.confirmed(entries, result))
-        .catch(() => {}); // still in localStorage: the next visit sends it
+        .catch(() => {}); // still on disk: the next visit sends it
     };
     for (const entry of waiting) {
       const size = JSON.stringify(entry.answer).length + 1;
@@ -146,17 +189,25 @@ export class Outbox {
 
   /** Drop the answers the server refused (the annotator decided to let them go). */
   discardHeld() {
-    for (const entry of this.held()) this.entries.delete(entry.key);
+    for (const entry of this.held()) this.forget(entry);
     this.changed();
+  }
+
+  /** Stop waiting for the retry timer: the network is back, or the annotator insists. */
+  cancelRetry() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retryAt = 0;
   }
 
   /** What the status line shows. */
   status() {
     const held = this.held();
     const waiting = this.entries.size - held.length;
+    const err = this.lastError;
     let state = "saved";
-    if (this.lastError && waiting) state = this.lastError.offline ? "offline" : "error";
-    else if (this.sending.size) state = "saving";
+    if (err && waiting) state = err.offline ? "offline" : err.busy ? "busy" : "error";
+    else if (this.sending.size || this.unstored()) state = "saving";
     else if (waiting) state = "waiting";
     else if (held.length) state = "held";
     return {
@@ -164,12 +215,19 @@ export class Outbox {
       waiting,
       held: held.length,
       heldMessage: held.length ? held[held.length - 1].error : null,
-      error: this.lastError ? this.lastError.message : null,
+      error: err ? err.message : null,
       retryAt: this.retryAt,
     };
   }
 
   // -- internals ---------------------------------------------------------------------
+
+  /** A newly stored answer: send it now, with its batch, or soon. */
+  schedule() {
+    if (this.retryTimer) return; // backing off: the retry timer sends it
+    if (this.instant || this.pending().length >= this.batchSize) this.flush();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+  }
 
   async drain() {
     let size = this.batchSize;
@@ -188,20 +246,24 @@ export class Outbox {
         if (err.retryable) {
           this.lastError = err;
           this.failures += 1;
-          this.scheduleRetry();
+          this.scheduleRetry(err);
           return;
         }
-        // The server refused the batch, which is all or nothing: find the answer it
-        // refuses by sending smaller batches (halves for "too large", else one by one).
+        this.failures = 0; // the server answered: a refusal is no outage
+        this.lastError = null;
+        // Refused, and the batch is all or nothing: none of it was stored. Let the
+        // answer the server names go and send the rest again; if it names none, find
+        // it with smaller batches (halves for "too large", else one by one).
+        const named = err.taskHash === null ? undefined : batch.find((e) => e.key === err.taskHash);
+        if (named && err.final) {
+          this.refused(named, err);
+          continue;
+        }
         if (batch.length > 1) {
           size = err.status === 413 ? Math.ceil(batch.length / 2) : 1;
           continue;
         }
-        const [entry] = batch;
-        if (this.entries.get(entry.key) === entry) {
-          entry.held = true;
-          entry.error = err.message;
-        }
+        this.refused(batch[0], err);
       } finally {
         for (const entry of batch) this.sending.delete(entry.key);
         this.changed();
@@ -209,19 +271,35 @@ export class Outbox {
     }
   }
 
+  /** The server refused this one answer: drop it if it can never be accepted, else hold it. */
+  refused(entry, err) {
+    if (this.entries.get(entry.key) !== entry) return; // a newer answer replaced it
+    if (err.final) {
+      this.forget(entry);
+      this.dropped.push({ answer: entry.answer, error: err });
+      return;
+    }
+    entry.held = true;
+    entry.error = err.message;
+    this.keep(entry);
+  }
+
   /** The server has these answers: forget them unless a newer answer replaced one. */
   confirmed(entries, result) {
     for (const entry of entries) {
-      if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+      if (this.entries.get(entry.key) === entry) this.forget(entry);
     }
     this.changed();
-    this.onSaved(result);
+    this.onSaved(result, entries.map((e) => e.key));
   }
 
-  scheduleRetry() {
+  scheduleRetry(err) {
     this.cancelRetry();
     const base = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length) - 1];
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    let delay = base * (0.8 + Math.random() * 0.4);
+    // A busy server says when to come back: never sooner, spread out a little.
+    if (err.retryAfter !== null) delay = Math.max(delay, err.retryAfter * 1000 * (1 + Math.random() * 0.2));
+    delay = Math.round(Math.min(delay, MAX_RETRY_MS));
     this.retryAt = Date.now() + delay;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -230,43 +308,18 @@ export class Outbox {
     }, delay);
   }
 
-  cancelRetry() {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.retryAt = 0;
+  /** Rewrite an entry on disk (held or not); an entry not yet stored is written by `put`. */
+  keep(entry) {
+    if (entry.stored) this.store.put([recordOf(entry)]).catch(() => {});
+  }
+
+  /** Take an entry out, here and on disk. */
+  forget(entry) {
+    this.entries.delete(entry.key);
+    this.store.remove([entry.key]).catch(() => {});
   }
 
   changed() {
-    this.persist();
     this.onChange(this.status());
-  }
-
-  persist() {
-    if (!this.storageKey) return;
-    try {
-      if (this.entries.size) {
-        const saved = [...this.entries.values()].map(({ answer, held, error }) => ({ answer, held, error }));
-        localStorage.setItem(this.storageKey, JSON.stringify(saved));
-      } else {
-        localStorage.removeItem(this.storageKey);
-      }
-    } catch {
-      // Storage full or disabled: the outbox still works in memory.
-    }
-  }
-
-  restore() {
-    if (!this.storageKey) return;
-    try {
-      const saved = JSON.parse(localStorage.getItem(this.storageKey) || "[]");
-      for (const { answer, held, error } of saved) {
-        if (answer && answer._task_hash !== undefined) {
-          const key = keyOf(answer);
-          this.entries.set(key, { key, answer, held: Boolean(held), error: error || null });
-        }
-      }
-    } catch {
-      // A damaged entry must not stop the app; there is nothing sensible to recover.
-    }
   }
 }

@@ -27,28 +27,32 @@ export function renderStatus(status, answeredAny) {
     waiting: `${waiting} to send`,
     saving: `Saving ${waiting}…`,
     offline: `offline — ${waiting} waiting`,
+    busy: `server busy, retrying — ${waiting} waiting`,
     error: `server error — ${waiting} waiting`,
     held: `${plural(status.held, "answer")} not accepted`,
   }[status.state];
   const retry = secondsUntil(status.retryAt);
-  el.title =
-    status.state === "offline" || status.state === "error"
-      ? `${sentence(status.error)} Retrying${retry ? ` in ${retry} s` : " now"}; Ctrl+S retries at once.`
-      : "Answers are sent in batches; Ctrl+S sends them now.";
+  el.title = ["offline", "busy", "error"].includes(status.state)
+    ? `${sentence(status.error)} Retrying${retry ? ` in ${retry} s` : " now"}; Ctrl+S retries at once.`
+    : "Answers are sent in batches; Ctrl+S sends them now.";
 }
 
-/** The notice for what needs the annotator's attention: a server error, refused answers. */
-export function renderNotice(status) {
+/**
+ * The notice for what needs the annotator's attention: a server error, refused answers
+ * that wait for a decision, answers that were dropped (`drops`: `{expired, invalid}`,
+ * a count and the server's messages), in that order.
+ */
+export function renderNotice(status, drops) {
   const notice = $("notice");
+  $("held-actions").hidden = true;
+  $("drop-actions").hidden = true;
   if (status.state === "error") {
     const retry = secondsUntil(status.retryAt);
     $("notice-title").textContent = "The server could not take your answers";
     $("notice-text").textContent =
       `${sentence(status.error)} Your ${plural(status.waiting, "answer")} stay in this browser and ` +
       `are sent again automatically${retry ? ` in ${retry} s` : ""}. Keep annotating.`;
-    $("held-actions").hidden = true;
     notice.dataset.tone = "warn";
-    notice.hidden = false;
   } else if (status.held) {
     const one = status.held === 1;
     $("notice-title").textContent = `The server refused ${plural(status.held, "answer")}`;
@@ -58,10 +62,37 @@ export function renderNotice(status) {
       `${one ? "it go and its task goes" : "them go and their tasks go"} back to the queue.`;
     $("held-actions").hidden = false;
     notice.dataset.tone = "error";
-    notice.hidden = false;
+  } else if (drops.expired || drops.invalid.length) {
+    renderDrops(drops);
+    $("drop-actions").hidden = false;
+    notice.dataset.tone = "warn";
   } else {
     notice.hidden = true;
+    return;
   }
+  notice.hidden = false;
+}
+
+/** What was dropped: expired answers to redo, and answers the server can never accept. */
+function renderDrops({ expired, invalid }) {
+  const lines = [];
+  if (expired) {
+    lines.push(
+      `${expired === 1 ? "It was" : "They were"} given on tasks handed out too long ago, so the server ` +
+        `no longer takes ${expired === 1 ? "it" : "them"}. Fresh tasks are loaded; ` +
+        `${expired === 1 ? "its task comes" : "their tasks come"} back later to be answered again.`,
+    );
+  }
+  if (invalid.length) {
+    lines.push(
+      `The server refused ${plural(invalid.length, "answer")} for good, and ` +
+        `${invalid.length === 1 ? "it was" : "they were"} dropped: ${sentence(invalid[invalid.length - 1])}`,
+    );
+  }
+  $("notice-title").textContent = expired
+    ? `${plural(expired, "answer")} expired and must be redone`
+    : `${plural(invalid.length, "answer")} dropped`;
+  $("notice-text").textContent = lines.join(" ");
 }
 
 /** The dataset's progress (everyone's answers), from any API response. */
@@ -95,7 +126,8 @@ export function renderSession(counts, recent) {
 
 function summary(answer) {
   const text = typeof answer.text === "string" && answer.text.trim() ? answer.text.trim() : "(no text)";
-  const short = text.length > 70 ? `${text.slice(0, 69)}…` : text;
+  const chars = [...text]; // code points: never cut an emoji in half
+  const short = chars.length > 70 ? `${chars.slice(0, 69).join("")}…` : text;
   if (Array.isArray(answer.spans) && answer.spans.length) {
     return `${short} — ${answer.spans.map((s) => s.label).join(", ")}`;
   }

@@ -3,9 +3,12 @@
 // The next batch is requested while a few tasks are still queued (prefetch), so the
 // next question is always on screen the moment a key is pressed. When the server has
 // nothing, or cannot be reached, the queue asks again later on its own. The first
-// request of a page load says `reload`, so tasks an earlier page held come back.
+// request of a page load says `reload`, so tasks an earlier page held come back. Each
+// task remembers which request brought it: tasks that came together carry tokens of the
+// same age, so when one token has expired, its batch-mates still queued have too.
 
 const POLL_MS = [2000, 4000, 8000, 15000];
+const MAX_POLL_MS = 60000; // however long a busy server's `Retry-After` asks for
 
 export class TaskQueue {
   /**
@@ -22,6 +25,7 @@ export class TaskQueue {
     this.threshold = Math.max(1, Math.floor(batchSize / 2));
     this.items = [];
     this.seen = new Set();
+    this.batchOf = new Map(); // task hash -> the number of the request that brought it
     this.loading = null;
     this.drained = false; // the last request brought nothing new
     this.error = null;
@@ -59,6 +63,7 @@ export class TaskQueue {
     this.pollTimer = null;
     if (this.loading) return this.loading;
     this.requests += 1;
+    const request = this.requests;
     this.loading = this.api
       .questions({ reload: this.reload })
       .then((data) => {
@@ -71,6 +76,7 @@ export class TaskQueue {
           const key = String(task._task_hash);
           if (this.seen.has(key) || this.skip(key)) continue;
           this.seen.add(key);
+          this.batchOf.set(key, request);
           this.items.push(task);
           added += 1;
         }
@@ -88,8 +94,42 @@ export class TaskQueue {
     return this.loading;
   }
 
+  /**
+   * Tokens of these tasks expired: drop the queued tasks that came with them or before
+   * (their tokens are no younger), then ask once for fresh ones. Dropped and expired
+   * tasks may come back later, handed out anew.
+   */
+  renew(expiredHashes) {
+    const upTo = this.staleUpTo(expiredHashes);
+    const stale = this.items.filter((task) => this.isStale(task._task_hash, upTo));
+    this.items = this.items.filter((task) => !stale.includes(task));
+    for (const hash of [...expiredHashes, ...stale.map((task) => task._task_hash)]) this.forget(hash);
+    this.fetch();
+  }
+
+  /** The newest request that brought one of these tasks (0: none of this page's). */
+  staleUpTo(hashes) {
+    return Math.max(0, ...hashes.map((hash) => this.batchOf.get(String(hash)) ?? 0));
+  }
+
+  /** Did this task come with request `upTo` or before it? */
+  isStale(hash, upTo) {
+    const batch = this.batchOf.get(String(hash));
+    return batch !== undefined && batch <= upTo;
+  }
+
+  /** Let this task be handed out again (its answer was dropped, or it was). */
+  forget(hash) {
+    this.seen.delete(String(hash));
+    this.batchOf.delete(String(hash));
+  }
+
   schedulePoll() {
-    const delay = POLL_MS[Math.min(this.polls, POLL_MS.length - 1)];
+    let delay = POLL_MS[Math.min(this.polls, POLL_MS.length - 1)];
+    // A busy server says when to come back (`503` + `Retry-After`): never sooner.
+    if (this.error && this.error.retryAfter) {
+      delay = Math.min(Math.max(delay, this.error.retryAfter * 1000), MAX_POLL_MS);
+    }
     this.polls += 1;
     this.pollTimer = setTimeout(() => {
       this.pollTimer = null;

@@ -7,6 +7,7 @@
 
 import { paint } from "../colors.js";
 import { h, kbd } from "../dom.js";
+import { Offsets } from "./offsets.js";
 import { checkSpans, textProblems, tokensFor } from "./spans.js";
 
 const HINT = "Drag across words to highlight them · double-click one word · click a highlight to remove it";
@@ -14,10 +15,12 @@ const HINT = "Drag across words to highlight them · double-click one word · cl
 export function create(task, ctx) {
   const labels = ctx.labels;
   const text = typeof task.text === "string" ? task.text : "";
-  const { tokens, made } = tokensFor(task, text);
+  // Offsets inside this view are UTF-16 units; the task and the answer count code points.
+  const offsets = new Offsets(text);
+  const { tokens, made } = tokensFor(task, offsets);
   const problems = textProblems(task);
   const initial = ctx.state ? ctx.state.spans : task.spans;
-  const checked = checkSpans(initial, text, tokens);
+  const checked = checkSpans(initial, offsets, tokens);
   problems.push(...checked.problems);
   let spans = checked.spans;
   let pending = null; // {lo, hi}: a selection waiting for its label
@@ -167,6 +170,13 @@ export function create(task, ctx) {
     ctx.hint(`Removed ${span.label} “${text.slice(span.start, span.end)}”`, "info");
   }
 
+  /** The highlights as an answer carries them: code point offsets, in text order. */
+  function answerSpans() {
+    return spans.map(({ start, end, token_start, token_end, label }) =>
+      offsets.inPoints({ start, end, token_start, token_end, label }),
+    );
+  }
+
   function chooseLabel(label) {
     ctx.setActiveLabel(label);
     syncLabels();
@@ -237,16 +247,10 @@ export function create(task, ctx) {
     problems,
     hint: !text.trim() ? "" : made ? `${HINT} (this task came without tokens: words split here)` : HINT,
     extras: () => ({
-      spans: spans.map(({ start, end, token_start, token_end, label }) => ({
-        start,
-        end,
-        token_start,
-        token_end,
-        label,
-      })),
-      ...(made ? { tokens } : {}),
+      spans: answerSpans(),
+      ...(made ? { tokens: tokens.map((t) => offsets.inPoints(t)) } : {}),
     }),
-    snapshot: () => ({ spans: spans.map((s) => ({ ...s })) }),
+    snapshot: () => ({ spans: answerSpans() }),
     key(event) {
       if (/^[1-9]$/.test(event.key) && Number(event.key) <= labels.length) {
         chooseLabel(labels[Number(event.key) - 1]);

@@ -3,12 +3,13 @@
 
 import { paint } from "../colors.js";
 import { h } from "../dom.js";
+import { Offsets } from "./offsets.js";
 import { checkSpans, textProblems } from "./spans.js";
 
 /** The text as a block, pre-set spans highlighted (read-only). Returns the element and problems. */
 export function renderText(task, labels) {
   const text = typeof task.text === "string" ? task.text : "";
-  const { spans, problems } = checkSpans(task.spans, text);
+  const { spans, problems } = checkSpans(task.spans, new Offsets(text));
   const block = h("div", { class: "text", dir: "auto" });
   let at = 0;
   for (const span of spans) {
