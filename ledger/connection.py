@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import nats
-from nats.aio.client import Client
+from nats.aio.client import DEFAULT_PENDING_SIZE, Client
 
 from ledger.errors import LedgerUnavailable
 
@@ -19,7 +19,9 @@ async def connect(url: str, *, name: str = "quorum", reconnect: bool = False) ->
 
     CLI commands connect with `reconnect=False` so that an unreachable server fails
     fast with a clear message; feed workers pass `reconnect=True` and ride out a
-    NATS restart.
+    NATS restart. While such a connection is down, a publish (and so a request)
+    fails at once instead of waiting in a buffer for the server to come back: the
+    caller can answer "not ready, retry" within its deadline.
     """
     try:
         nc = await nats.connect(
@@ -30,6 +32,9 @@ async def connect(url: str, *, name: str = "quorum", reconnect: bool = False) ->
             # nats-py treats 0 as "retry forever" at connect time; 1 fails fast.
             max_reconnect_attempts=-1 if reconnect else 1,
             reconnect_time_wait=0.5,
+            # No buffering while disconnected (see above); 0 also drops the write
+            # back-pressure that bulk loaders want, so only reconnecting clients get it.
+            pending_size=0 if reconnect else DEFAULT_PENDING_SIZE,
             error_cb=_quiet,
         )
     except Exception as exc:

