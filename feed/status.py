@@ -1,6 +1,8 @@
-"""Queue status without side effects: what is queued, out and answered, per session.
+"""Status without side effects: what is queued, out and answered, per session, and
+whether the snapshots are kept current (for `/health`).
 
-Reads consumer counters, the HOLDS records and the ledger; hands out nothing.
+Reads consumer counters, the HOLDS records, the ledger and the snapshotter's report;
+hands out nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from feed.holds import read_holds
 from feed.routing import consumer_info, route_of, session_consumer_name
 from ledger.datasets import DatasetInfo
 from ledger.events import now_ms
-from ledger.streams import HOLDS_STREAM, holds_subject
+from ledger.snapshot_status import read_status, snapshot_warning
+from ledger.streams import CONFIG_BUCKET, HOLDS_STREAM, holds_subject
 from projections.reports import answer_counts
 
-__all__ = ["QueueStatus", "SessionStatus", "queue_status"]
+__all__ = ["QueueStatus", "SessionStatus", "queue_status", "snapshot_health"]
+
+_HEALTH_TIMEOUT = 1.0
 
 
 class SessionStatus(msgspec.Struct):
@@ -85,3 +90,21 @@ async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None =
         answered=sum(answered.values()),
         sessions=rows,
     )
+
+
+async def snapshot_health(nc: Client | None, *, enabled: bool = True) -> dict[str, str]:
+    """`{"snapshots": "failing: <reason>"}` while the snapshotter reports trouble (or has
+    stopped reporting), else nothing. Liveness must not hang on NATS: a slow or absent
+    NATS says nothing here (`/ready` reports it)."""
+    if nc is None or not enabled or not nc.is_connected:
+        return {}
+
+    async def warning() -> str | None:
+        kv = await nc.jetstream().key_value(CONFIG_BUCKET)
+        return snapshot_warning(await read_status(kv))
+
+    try:
+        found = await asyncio.wait_for(warning(), _HEALTH_TIMEOUT)
+    except Exception:  # no bucket yet, NATS busy or gone: /ready is the place for that
+        return {}
+    return {"snapshots": found} if found else {}

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from operator import itemgetter
 
 from nats.aio.client import Client
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.aio.msg import Msg
 
 from ledger.columns import DATASET_AT, ColumnBuffer, Row
 from ledger.errors import LedgerError
-from ledger.pull import pull_all
+from ledger.pull import pull_all, pull_follow
 from ledger.snapshot_store import Manifest, PartFile, PartWriter, SnapshotStore
 from ledger.streams import EVENTS_STREAM, events_subject
 
@@ -53,8 +51,9 @@ class SnapshotOptions:
 class LedgerReader:
     """Ledger messages from `start_seq` on, through a pull consumer; None when idle.
 
-    A one-shot read (`follow=False`) goes through `ledger.pull.pull_all`, several
-    times faster than nats.py's `fetch` on a long ledger.
+    Reads go through `ledger.pull` (`pull_all` once to the end, `pull_follow` when
+    following): several times faster than nats.py's `fetch` on a long ledger, and
+    bounded in bytes, so messages of any size never make the reader a slow consumer.
     """
 
     def __init__(
@@ -68,7 +67,6 @@ class LedgerReader:
         batch: int = 1000,
     ) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
         self.start_seq = start_seq
         self.subject = events_subject(dataset, ">") if dataset else "quorum.events.>"
         self.whole_stream = dataset is None
@@ -78,26 +76,6 @@ class LedgerReader:
         self.pending = 0
         self.missing = 0
         self._expected = start_seq
-
-    async def _subscribe(self) -> tuple[object, str]:
-        if self.durable:
-            with contextlib.suppress(NotFoundError):
-                await self.js.delete_consumer(EVENTS_STREAM, self.durable)
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(self.start_seq, 1),
-            filter_subject=self.subject,
-            inactive_threshold=None if self.durable else 60.0,
-            mem_storage=not self.durable,
-        )
-        psub = await self.js.pull_subscribe(
-            self.subject, durable=self.durable, stream=EVENTS_STREAM, config=config
-        )
-        info = await psub.consumer_info()
-        self.pending = info.num_pending or 0
-        return psub, info.name
 
     def _check_gap(self, seq: int) -> None:
         if self.whole_stream and seq > self._expected:
@@ -112,41 +90,33 @@ class LedgerReader:
         self._expected = seq + 1
 
     async def messages(self, *, follow: bool, idle: float) -> AsyncIterator[tuple[int, bytes] | None]:
-        if not follow:
-            async for item in self._drain():
-                yield item
-            return
-        # Following: a pull consumer that waits `idle` seconds for news, then yields None.
-        psub, name = await self._subscribe()
-        try:
-            while True:
-                try:
-                    msgs = await psub.fetch(self.batch, timeout=idle)  # type: ignore[attr-defined]
-                except NatsTimeoutError:
+        """(sequence, message bytes) in stream order; following, None when idle for `idle` s.
+
+        Both ways read through `ledger.pull`, bounded in bytes whatever the messages' size.
+        """
+        source: AsyncGenerator[Msg | None, None]
+        if follow:
+            source = pull_follow(
+                self.nc,
+                EVENTS_STREAM,
+                self.subject,
+                self.start_seq,
+                durable=self.durable,
+                idle=idle,
+                batch=self.batch,
+            )
+        else:
+            source = pull_all(self.nc, EVENTS_STREAM, self.subject, self.start_seq, self.batch)
+        async with contextlib.aclosing(source):
+            async for msg in source:
+                if msg is None:
                     yield None
                     continue
-                for msg in msgs:
-                    meta = msg.metadata
-                    seq = meta.sequence.stream
-                    self._check_gap(seq)
-                    self.pending = meta.num_pending
-                    yield seq, msg.data
-        finally:
-            try:
-                await psub.unsubscribe()  # type: ignore[attr-defined]
-                if not self.durable:
-                    await self.js.delete_consumer(EVENTS_STREAM, name)
-            except Exception:
-                pass  # an ephemeral consumer expires by itself (inactive_threshold)
-
-    async def _drain(self) -> AsyncIterator[tuple[int, bytes]]:
-        """Every message up to the stream's end at the start, in order, then stop."""
-        async for msg in pull_all(self.nc, EVENTS_STREAM, self.subject, self.start_seq, self.batch):
-            meta = msg.metadata
-            seq = meta.sequence.stream
-            self._check_gap(seq)
-            self.pending = meta.num_pending
-            yield seq, msg.data
+                meta = msg.metadata
+                seq = meta.sequence.stream
+                self._check_gap(seq)
+                self.pending = meta.num_pending
+                yield seq, msg.data
 
 
 class PartCommitter:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import math
 import multiprocessing
@@ -31,6 +30,8 @@ from pathlib import Path
 
 from ledger.columns import message_rows
 from ledger.connection import connect
+from ledger.processes import die_with_parent
+from ledger.projectable import Skips, load_quarantine
 from ledger.snapshot_parts import LedgerReader, PartCommitter, SnapshotOptions
 from ledger.snapshot_store import Manifest, PartFile, SnapshotStore
 
@@ -85,9 +86,7 @@ def split_range(first_seq: int, last_seq: int, workers: int) -> list[tuple[int, 
 def _init_worker(progress: Synchronized[int]) -> None:
     global _progress
     _progress = progress
-    with_parent = 1  # PR_SET_PDEATHSIG: die when the parent does
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: an orphan finishes its slice
-        ctypes.CDLL(None, use_errno=True).prctl(with_parent, signal.SIGKILL)
+    die_with_parent(signal.SIGKILL)  # not Linux: an orphan finishes its slice
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl+C means
     gc.disable()  # collected by hand after each file (see the module docstring)
 
@@ -104,6 +103,7 @@ async def _write_slice_async(job: _Slice) -> RangeResult:
         # Missing messages are counted here and judged by the parent, which knows the budget.
         reader = LedgerReader(nc, start_seq=job.first_seq, allowed_missing=1 << 62, batch=options.fetch_batch)
         committer = PartCommitter(store, Manifest(ledger_id=""), options)
+        skips = Skips(await load_quarantine(nc))  # what can't be projected gets no row
         messages = events = 0
         try:
             async for item in reader.messages(follow=False, idle=1.0):
@@ -111,7 +111,7 @@ async def _write_slice_async(job: _Slice) -> RangeResult:
                 seq, data = item
                 if seq > job.last_seq:
                     break
-                rows = message_rows(seq, data)
+                rows = message_rows(seq, data, skips)
                 committer.add(rows)
                 committer.last_seq = seq
                 messages += 1

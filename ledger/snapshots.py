@@ -28,7 +28,9 @@ from nats.js.kv import KeyValue
 
 from ledger.columns import RECORDED_AT, Row, message_rows
 from ledger.errors import LedgerError
+from ledger.projectable import Skips, load_quarantine
 from ledger.snapshot_parts import HistoryGap, LedgerReader, PartCommitter, SnapshotOptions
+from ledger.snapshot_status import StatusReporter, check_no_follower
 from ledger.snapshot_store import Cut, Manifest, PartFile, SnapshotStore
 from ledger.snapshot_workers import available_cpus, write_ranges
 from ledger.streams import EVENTS_STREAM, ensure_streams, ledger_identity
@@ -144,6 +146,7 @@ async def _run(
     replace: set[str] | None = None,
     on_progress: Progress | None = None,
     stop: asyncio.Event | None = None,
+    reporter: StatusReporter | None = None,
 ) -> SnapshotReport:
     js = nc.jetstream()
     kv = await ensure_streams(js)
@@ -159,6 +162,7 @@ async def _run(
         return await _run_parallel(
             nc, store, manifest, options, after, last_seq, workers, allowed, on_progress
         )
+    skips = Skips(await load_quarantine(nc, dataset))  # what can't be projected gets no row
     reader = LedgerReader(
         nc,
         start_seq=after + 1,
@@ -176,7 +180,7 @@ async def _run(
                 seq, data = item
                 if to_seq is not None and seq > to_seq:
                     break
-                rows = _keep(message_rows(seq, data), cut)
+                rows = _keep(message_rows(seq, data, skips), cut)
                 committer.add(rows)
                 committer.last_seq = seq
                 report.messages += 1
@@ -189,8 +193,12 @@ async def _run(
             elif committer.uncommitted >= options.file_rows or (due and committer.uncommitted):
                 committer.commit(replace)
                 last_commit = time.monotonic()
+                if reporter is not None:
+                    await reporter.ok(manifest.through_seq)
             elif due:
                 last_commit = time.monotonic()
+            if item is None and reporter is not None:
+                await reporter.idle()
             if stop is not None and stop.is_set():
                 break
             if not follow and reader.pending == 0 and item is not None:
@@ -271,7 +279,9 @@ async def snapshot(
 ) -> SnapshotReport:
     """Write every ledger event not yet snapshotted to Parquet; keep going if `follow`."""
     js = nc.jetstream()
-    await ensure_streams(js)
+    kv = await ensure_streams(js)
+    if not follow:
+        await check_no_follower(kv, store.location)  # a follower is the root's one writer
     manifest = store.load(await ledger_identity(js))
     if manifest.cut is not None:
         raise LedgerError(
@@ -282,16 +292,30 @@ async def snapshot(
         store.write_manifest(manifest)  # claim the directory before writing any file
     orphans = store.remove_orphans(manifest)
     options = options or SnapshotOptions()
-    # Everything already in the stream goes the one-shot way (fast, in worker processes
-    # when far behind), so a follower restarted after downtime catches up quickly.
-    report = await _run(nc, store, manifest, options, on_progress=on_progress)
-    if follow and not (stop is not None and stop.is_set()):
-        followed = await _run(nc, store, manifest, options, durable=SNAPSHOTTER, follow=True, stop=stop)
-        report.messages += followed.messages
-        report.events += followed.events
-        report.files += followed.files
-        report.through_seq = followed.through_seq
-        report.seconds += followed.seconds
+    reporter = StatusReporter(kv, store.location) if follow else None
+    if reporter is not None:
+        await reporter.starting()
+    try:
+        # Everything already in the stream goes the one-shot way (fast, in worker processes
+        # when far behind), so a follower restarted after downtime catches up quickly; a
+        # stop meanwhile commits what was read (in-process; worker processes finish first).
+        report = await _run(nc, store, manifest, options, on_progress=on_progress, stop=stop)
+        if reporter is not None and not (stop is not None and stop.is_set()):
+            await reporter.ok(report.through_seq)
+            followed = await _run(
+                nc, store, manifest, options, durable=SNAPSHOTTER, follow=True, stop=stop, reporter=reporter
+            )
+            report.messages += followed.messages
+            report.events += followed.events
+            report.files += followed.files
+            report.through_seq = followed.through_seq
+            report.seconds += followed.seconds
+    except Exception as exc:
+        if reporter is not None:
+            await reporter.failing(str(exc))  # for /health: serving goes on, reads replay the stream
+        raise
+    if reporter is not None:
+        await reporter.stopped(report.through_seq)
     report.orphans_removed = orphans
     return report
 
@@ -332,6 +356,7 @@ async def replay(
     manifest = store.load(identity)
     if manifest.cut is not None:
         raise LedgerError(f"{store.location} is a time-travel snapshot; replay into another directory")
+    await check_no_follower(await ensure_streams(js), store.location)  # see `snapshot`
     store.remove_orphans(manifest)
     if dataset is None or manifest.through_seq == 0:
         store.write_manifest(Manifest(ledger_id=identity))

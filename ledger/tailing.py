@@ -1,36 +1,34 @@
 """Following the ledger as it grows: what `ledger tail` reads.
 
 `Ledger.read` reads the stream as it stands when reading starts; `follow_events` goes on
-waiting for new messages. It reads through an ephemeral pull consumer that acks nothing
-and keeps nothing (memory storage), re-created at the next sequence if the server loses
-it, so following never changes the ledger and never blocks its writers.
+waiting for new messages. It reads through `ledger.pull` (an ephemeral pull consumer
+that acks nothing and keeps nothing, re-created at the next sequence if the server loses
+it, every request bounded in bytes), so following never changes the ledger and never
+blocks its writers.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import get_args
 
 from nats.aio.client import Client
-from nats.errors import ConnectionClosedError, NoServersError
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from ledger.errors import LedgerUnavailable
-from ledger.events import decode_batch
-from ledger.store import LedgerEntry
+from ledger.events import Event, decode_batch
+from ledger.pull import pull_all, pull_follow
+from ledger.store import LedgerEntry, subject_kind
 from ledger.streams import EVENTS_STREAM, events_subject
 
 __all__ = ["SUBJECT_KINDS", "follow_events", "last_seq", "start_of_last", "tail_subject"]
 
-# Event kind -> the last token of its ledger subject (as `ledger.store.subject_kind` writes it).
+# Event kind -> the last token of its ledger subject, from the one table the writer uses.
 SUBJECT_KINDS: dict[str, str] = {
-    "answer_recorded": "answers",
-    "review_recorded": "reviews",
-    "dataset_configured": "config",
-    "dataset_dropped": "dropped",
+    str(kind.__struct_config__.tag): subject_kind(kind) for kind in get_args(Event)
 }
 
 
@@ -107,55 +105,33 @@ async def follow_events(
     start_seq: int | None = None,
     follow: bool = True,
     poll: float = 1.0,
-    batch: int = 500,
 ) -> AsyncGenerator[LedgerEntry, None]:
     """Yield ledger messages from `start_seq` (default: the next one appended) on.
 
     With `follow`, waits for new messages until the caller stops iterating; without,
     stops at the end of the ledger as it stood when reading started. `kind` narrows the
-    subject, so the messages yielded hold events of that kind only.
+    subject, so the messages yielded hold events of that kind only. Reads go through
+    `ledger.pull`, bounded in bytes like every other ledger reader.
     """
-    js = nc.jetstream()
     end = await last_seq(nc)
     next_seq = end + 1 if start_seq is None else max(start_seq, 1)
     subject = tail_subject(dataset, kind)
+    if not follow and next_seq > end:
+        return
+    messages: AsyncGenerator[Msg | None, None] = (
+        pull_follow(nc, EVENTS_STREAM, subject, next_seq, idle=poll)
+        if follow
+        else pull_all(nc, EVENTS_STREAM, subject, next_seq)
+    )
     try:
-        while follow or next_seq <= end:
-            psub = await js.pull_subscribe(
-                subject, stream=EVENTS_STREAM, config=_config(next_seq, 60.0 + poll)
-            )
-            info = await psub.consumer_info()
-            try:
-                if not follow and not info.num_pending:
-                    return
-                while True:
-                    try:
-                        msgs = await psub.fetch(batch, timeout=poll)
-                    except NatsTimeoutError:
-                        try:
-                            current = await psub.consumer_info()
-                        except NotFoundError:
-                            break  # a restarted server forgets the consumer: make another
-                        if not follow and not current.num_pending:
-                            return  # purged meanwhile
-                        continue
-                    for msg in msgs:
-                        meta = msg.metadata
-                        seq = meta.sequence.stream
-                        if not follow and seq > end:
-                            return
-                        stamp = int(meta.timestamp.timestamp() * 1_000_000_000)
-                        yield LedgerEntry(seq, stamp, decode_batch(msg.data))
-                        next_seq = seq + 1
-                        if not follow and (seq >= end or not meta.num_pending):
-                            return
-            finally:
-                try:
-                    await psub.unsubscribe()
-                    await js.delete_consumer(EVENTS_STREAM, info.name)
-                except Exception:
-                    pass  # the consumer expires by itself (inactive_threshold)
-    except (ConnectionClosedError, NoServersError) as exc:
-        raise LedgerUnavailable(
-            f"lost NATS while reading the ledger ({exc}); once it is back, go on with --from-seq {next_seq}"
-        ) from None
+        async for msg in messages:
+            if msg is None:
+                continue  # idle: nothing new yet
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            if not follow and seq > end:
+                return
+            stamp = int(meta.timestamp.timestamp() * 1_000_000_000)
+            yield LedgerEntry(seq, stamp, decode_batch(msg.data))
+    finally:
+        await messages.aclose()

@@ -201,6 +201,9 @@ def _configure(con: duckdb.DuckDBPyConnection, scratch: Path, memory_limit: str)
     # Every order Quorum relies on is an ORDER BY; not preserving scan order lets big
     # sorts and joins spill instead of failing at the memory limit.
     con.execute("SET preserve_insertion_order = false")
+    # DuckDB draws a progress bar on stdout for long queries: it would land inside db-out's
+    # JSONL (seen at 200k answers). Quorum's commands show their own progress on stderr.
+    con.execute("SET enable_progress_bar = false")
 
 
 def _create_session_views(con: duckdb.DuckDBPyConnection) -> list[str]:

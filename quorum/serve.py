@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
@@ -30,11 +31,14 @@ from ledger.datasets import DatasetInfo, get_dataset, save_dataset
 from ledger.errors import QuorumError, UnknownDataset
 from ledger.events import DatasetConfigured, config_event_id, now_ms
 from ledger.names import validate_dataset_name
+from ledger.processes import dies_with_this_process
+from ledger.snapshot_follower import keep_snapshots
 from ledger.store import Ledger
 from ledger.streams import ensure_streams
 from ledger.tasks import LoadSummary, count_tasks, load_tasks
 from projections.datasets import answers
-from quorum.natsd import nats_server
+from quorum.natsd import EmbeddedNats, start_embedded
+from quorum.ownership import acquire, check_no_leftovers, describe_processes, leftovers, port_holders
 from quorum.settings import Settings
 from recipes.registry import Components
 
@@ -56,17 +60,34 @@ def bind_address(host: str) -> str:
         raise QuorumError(f"cannot resolve host {host!r}; pass --host with an IP address or name") from None
 
 
-def check_port(host: str, port: int) -> None:
-    """Raise a clear error if the feed's port is taken."""
+def check_port(host: str, port: int, data_dir: Path | None = None) -> None:
+    """Raise a clear error if the feed's port is taken, naming who holds it.
+
+    A holder that works for `data_dir` (this Quorum's data) is a leftover of an owner
+    that died: the error says what to kill, since another port would only hide it.
+    """
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((bind_address(host), port))
+            return
         except OSError as exc:
-            raise QuorumError(
-                f"port {port} on {host} is in use ({exc.strerror}); stop the other server or "
-                f"pass --port {port + 1}"
-            ) from None
+            reason = exc.strerror
+    holders = port_holders(port)
+    if data_dir is not None and any(h.data_dir == data_dir.resolve() for h in holders):
+        left = leftovers(data_dir)  # the Granian master too, which would respawn a worker
+        raise QuorumError(
+            f"port {port} on {host} is held by {describe_processes(holders)}, left running by an "
+            f"earlier Quorum on this data dir whose owner is gone ({describe_processes(left)}): "
+            f"stop them with `kill {' '.join(str(p.pid) for p in left)}`, then start again"
+        )
+    who = f" by {describe_processes(holders)}" if holders else ""
+    other = next((h.data_dir for h in holders if h.data_dir is not None), None)
+    of = f" of another Quorum (data dir {other})" if other else ""
+    raise QuorumError(
+        f"port {port} on {host} is in use{who}{of} ({reason}); stop the other server or "
+        f"pass --port {port + 1}"
+    )
 
 
 def routing_of(settings: Settings) -> dict[str, Any]:
@@ -198,8 +219,18 @@ class FeedProcess:
 
 
 def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> FeedProcess:
-    """Start Granian with `settings.workers` workers and wait until it answers /ready."""
-    env = {**os.environ, **settings.to_env(), "QUORUM_NATS_URL": nats_url}
+    """Start Granian with `settings.workers` workers and wait until it answers /ready.
+
+    Granian ends when this process ends, however it ends, and each worker ends when
+    Granian does. The data dir travels as an absolute path, so a worker names the data
+    it serves (see `quorum.ownership.leftovers`).
+    """
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "QUORUM_NATS_URL": nats_url,
+        "QUORUM_DATA_DIR": str(settings.data_dir.resolve()),
+    }
     command = [
         sys.executable,
         "-m",
@@ -207,7 +238,7 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
         "--interface",
         "asgi",
         "--factory",
-        "feed.app:create_app",
+        "quorum.feed_worker:create_app",
         "--host",
         bind_address(settings.host),
         "--port",
@@ -221,7 +252,11 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(command, env=env, start_new_session=True)
+    # SIGKILL: after its parent died a feed must be gone at once, so that a restarted
+    # Quorum finds its port free and no leftovers; no answer is lost (invariant 1).
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=dies_with_this_process(signal.SIGKILL)
+    )
     url = f"http://{settings.host}:{settings.port}"
     feed = FeedProcess(process, url)
     deadline = time.monotonic() + timeout
@@ -243,8 +278,12 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
         raise
 
 
-def run_feed(settings: Settings, nats_url: str, banner: str) -> None:
-    """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly."""
+def run_feed(settings: Settings, nats_url: str, banner: str, nats: EmbeddedNats | None = None) -> None:
+    """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly.
+
+    With `nats` (the embedded server this process owns), restart it when it dies; a
+    `QuorumError` ends serving when it keeps dying.
+    """
     stop = False
 
     def _terminate(*_: object) -> None:
@@ -255,8 +294,13 @@ def run_feed(settings: Settings, nats_url: str, banner: str) -> None:
     feed: FeedProcess | None = None
     try:
         feed = start_feed(settings, nats_url)
+        if nats is not None:
+            nats.lock.update(feed_pid=feed.process.pid)
         console.print(banner.format(url=feed.url))
         while not stop and feed.process.poll() is None:
+            restarted = nats.keep_alive() if nats is not None else None
+            if restarted:
+                console.print(f"[yellow]⚠ {restarted}[/]")
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
@@ -273,22 +317,46 @@ def serve_components(
     dataset: str,
     on_loaded: Callable[[LoadSummary], None] | None = None,
 ) -> None:
-    """Start (or find) NATS, load `components` if given, and serve `dataset`."""
-    check_port(settings.host, settings.port)
-    if not bind_address(settings.host).startswith("127.") and not settings.users_file:
-        console.print(
-            f"[yellow]⚠ Listening on {settings.host} without credentials: anyone who can reach this "
-            f"port can annotate. Set QUORUM_USERS_FILE (see 'quorum users add') or bind to localhost.[/]"
-        )
-    settings = settings.with_overrides(dataset=dataset)
-    with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:
+    """Own the data dir and start its NATS (or use `NATS_URL`), load `components` if
+    given, and serve `dataset`."""
+    nats: EmbeddedNats | None = None
+    with contextlib.ExitStack() as stack:
+        if settings.nats_url:
+            check_port(settings.host, settings.port)
+            url = settings.nats_url
+        else:
+            lock = stack.enter_context(acquire(settings.data_dir))
+            check_no_leftovers(lock.data_dir)
+            check_port(settings.host, settings.port, lock.data_dir)
+            lock.update(feed_url=f"http://{settings.host}:{settings.port}")
+            nats = start_embedded(lock.data_dir, settings.nats_port, lock=lock)
+            stack.callback(nats.stop)
+            url = nats.url
+        if not bind_address(settings.host).startswith("127.") and not settings.users_file:
+            console.print(
+                f"[yellow]⚠ Listening on {settings.host} without credentials: anyone who can reach this "
+                f"port can annotate. Set QUORUM_USERS_FILE (see 'quorum users add') or bind to localhost.[/]"
+            )
+        settings = settings.with_overrides(dataset=dataset)
         if components is not None:
             summary = asyncio.run(load_components(url, components, settings))
             if on_loaded:
                 on_loaded(summary)
         else:
             asyncio.run(_check_dataset(url, dataset))
+        # The data dir's owner keeps its snapshots current (with NATS_URL, whoever runs that
+        # NATS runs one `ledger snapshot --follow`); stopped before NATS, dies with us.
+        stack.enter_context(
+            keep_snapshots(
+                url,
+                settings.snapshot_location,
+                settings.data_dir,
+                enabled=settings.snapshots and nats is not None,
+            )
+        )
         where = (
             "embedded NATS, data in " + str(settings.data_dir) if not settings.nats_url else f"NATS at {url}"
         )
-        run_feed(settings, url, f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME")
+        run_feed(
+            settings, url, f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME", nats
+        )

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import QuorumError
+from ledger.streams import MAX_MESSAGE_BYTES
+from recipes.loaders import DEFAULT_MAX_RECORD_BYTES
 
 __all__ = ["SETTINGS", "InvalidSetting", "Setting", "Settings", "load_settings"]
 
@@ -48,6 +50,15 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Where `ledger snapshot` writes Parquet: a directory or a pyarrow URI (s3://…). "
         "Unset: <data dir>/snapshots.",
+    ),
+    Setting(
+        "snapshots",
+        "QUORUM_SNAPSHOTS",
+        bool,
+        True,
+        "The process that owns the data dir keeps its Parquet snapshots current (a `ledger snapshot "
+        "--follow` child). false: every db-out, stats and dashboard refresh replays the ledger "
+        "from the last snapshot, a cost that grows with the history.",
     ),
     Setting(
         "nats_url",
@@ -99,6 +110,14 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         4 * 1024 * 1024,
         "Largest accepted request body; bigger ones get 413.",
+    ),
+    Setting(
+        "max_task_bytes",
+        "QUORUM_MAX_TASK_BYTES",
+        int,
+        DEFAULT_MAX_RECORD_BYTES,
+        "Largest source record (a JSONL/CSV/text line, a JSON record) a recipe loads; a bigger one "
+        "stops the load before anything is queued, naming its file and line.",
     ),
     Setting(
         "secret",
@@ -186,6 +205,7 @@ class Settings:
 
     data_dir: Path = Path(".quorum")
     snapshot_dir: str | None = None
+    snapshots: bool = True
     nats_url: str | None = None
     nats_port: int = 0
     host: str = "localhost"
@@ -197,6 +217,7 @@ class Settings:
     token_ttl: float = 86400.0
     max_ack_pending: int = 20000
     max_body_bytes: int = 4 * 1024 * 1024
+    max_task_bytes: int = DEFAULT_MAX_RECORD_BYTES
     secret: str | None = None
     log_level: str = "info"
     feed_overlap: bool = False
@@ -262,6 +283,7 @@ _POSITIVE = (
     "token_ttl",
     "max_ack_pending",
     "max_body_bytes",
+    "max_task_bytes",
     "session_idle",
 )
 
@@ -271,6 +293,11 @@ def _validate(settings: Settings) -> Settings:
     for name in _POSITIVE:
         if getattr(settings, name) <= 0:
             raise InvalidSetting(f"{by_name[name].env} must be positive, got {getattr(settings, name)}")
+    if settings.max_task_bytes > MAX_MESSAGE_BYTES:
+        raise InvalidSetting(
+            f"QUORUM_MAX_TASK_BYTES / --max-task-bytes is {settings.max_task_bytes:,}, over the "
+            f"{MAX_MESSAGE_BYTES:,} bytes a NATS message may carry; split big records instead"
+        )
     for name in ("port", "nats_port"):
         if not 0 <= getattr(settings, name) <= 65535:
             raise InvalidSetting(f"{by_name[name].env} must be a port number 0-65535")

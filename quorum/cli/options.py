@@ -13,14 +13,17 @@ __all__ = [
     "AnnotationsPerTask",
     "BatchSize",
     "DataDir",
+    "Encoding",
     "Exclude",
     "ExcludeBy",
     "FeedOverlap",
     "Host",
+    "MaxTaskBytes",
     "Port",
     "SnapshotDir",
     "ToSeq",
     "Until",
+    "UsersFile",
     "Workers",
     "parse_until",
 ]
@@ -66,6 +69,15 @@ FeedOverlap = Annotated[
         "\\[env: QUORUM_FEED_OVERLAP]",
     ),
 ]
+Snapshots = Annotated[
+    bool | None,
+    typer.Option(
+        "--snapshots/--no-snapshots",
+        help="Keep Parquet snapshots of the ledger current while serving, so db-out, stats and the "
+        "dashboard read snapshots plus a short tail; without, every read re-reads the whole ledger "
+        "\\[env: QUORUM_SNAPSHOTS, default on]",
+    ),
+]
 AnnotationsPerTask = Annotated[
     int | None,
     typer.Option(
@@ -85,6 +97,28 @@ ExcludeBy = Annotated[
     str | None,
     typer.Option(
         "--exclude-by", help="Compare by 'task' or 'input' hash for --exclude \\[env: QUORUM_EXCLUDE_BY]"
+    ),
+]
+Encoding = Annotated[
+    str,
+    typer.Option(
+        "--encoding",
+        help="Text encoding of the source file, e.g. latin-1 or cp1252 (a UTF-8 byte order mark is fine)",
+    ),
+]
+MaxTaskBytes = Annotated[
+    int | None,
+    typer.Option(
+        "--max-task-bytes",
+        help="Largest source record in bytes; a bigger one stops the load before anything is queued "
+        "\\[env: QUORUM_MAX_TASK_BYTES, default 1048576]",
+    ),
+]
+UsersFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--users-file",
+        help="Annotator credentials (made with 'quorum users add'); enables login \\[env: QUORUM_USERS_FILE]",
     ),
 ]
 

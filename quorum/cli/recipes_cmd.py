@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from feed.access import check_users_file
 from quorum.cli.options import (
     AckWait,
     AnnotationsPerTask,
     BatchSize,
     DataDir,
+    Encoding,
     Exclude,
     ExcludeBy,
     FeedOverlap,
     Host,
+    MaxTaskBytes,
     Port,
+    Snapshots,
+    UsersFile,
     Workers,
 )
+from quorum.ownership import check_unowned
 from quorum.serve import serve_components
 from quorum.settings import Settings, load_settings
+from recipes.loaders import source_options
 from recipes.registry import Components, get_recipe
 
 __all__ = ["register"]
@@ -30,8 +38,22 @@ console = Console(stderr=True)
 
 
 def _settings(**options: object) -> Settings:
-    """Settings from the environment with the command's options on top, checked first."""
-    return load_settings(None, **options)
+    """Settings from the environment with the command's options on top, checked first.
+
+    The users file too: a bad one must stop the command before anything is queued, not
+    after, when the workers start.
+    """
+    settings = load_settings(None, **options)
+    if settings.users_file:
+        check_users_file(settings.users_file)
+    if not settings.nats_url:  # a second Quorum on the data dir fails before reading its source
+        check_unowned(settings.data_dir)
+    return settings
+
+
+def _reading(settings: Settings, encoding: str) -> AbstractContextManager[object]:
+    """Sources read inside (the recipe's check and its stream, queued later) use these options."""
+    return source_options(encoding=encoding, max_record_bytes=settings.max_task_bytes)
 
 
 def _serve(components: Components | None, dataset: str, settings: Settings) -> None:
@@ -53,6 +75,9 @@ def ner_manual(
     loader: Annotated[
         str | None, typer.Option(help="Loader to use instead of the file suffix: jsonl, json, csv, txt")
     ] = None,
+    encoding: Encoding = "utf-8",
+    max_task_bytes: MaxTaskBytes = None,
+    users_file: UsersFile = None,
     feed_overlap: FeedOverlap = None,
     annotations_per_task: AnnotationsPerTask = None,
     exclude: Exclude = None,
@@ -63,6 +88,7 @@ def ner_manual(
     workers: Workers = None,
     batch_size: BatchSize = None,
     ack_wait: AckWait = None,
+    snapshots: Snapshots = None,
 ) -> None:
     """Highlight entity spans by hand, on text tokenised by spaCy.
 
@@ -80,9 +106,13 @@ def ner_manual(
         workers=workers,
         batch_size=batch_size,
         ack_wait=ack_wait,
+        max_task_bytes=max_task_bytes,
+        users_file=users_file,
+        snapshots=snapshots,
     )
-    components = get_recipe("ner.manual")(dataset, spacy_model, source, label, loader=loader)
-    _serve(components, dataset, settings)
+    with _reading(settings, encoding):
+        components = get_recipe("ner.manual")(dataset, spacy_model, source, label, loader=loader)
+        _serve(components, dataset, settings)
 
 
 def textcat_manual(
@@ -95,6 +125,9 @@ def textcat_manual(
         bool, typer.Option("--exclusive", help="Labels are mutually exclusive (single choice)")
     ] = False,
     loader: Annotated[str | None, typer.Option(help="Loader to use instead of the file suffix")] = None,
+    encoding: Encoding = "utf-8",
+    max_task_bytes: MaxTaskBytes = None,
+    users_file: UsersFile = None,
     feed_overlap: FeedOverlap = None,
     annotations_per_task: AnnotationsPerTask = None,
     exclude: Exclude = None,
@@ -105,6 +138,7 @@ def textcat_manual(
     workers: Workers = None,
     batch_size: BatchSize = None,
     ack_wait: AckWait = None,
+    snapshots: Snapshots = None,
 ) -> None:
     """Classify whole texts: one label gives accept/reject, several give a choice.
 
@@ -121,9 +155,13 @@ def textcat_manual(
         workers=workers,
         batch_size=batch_size,
         ack_wait=ack_wait,
+        max_task_bytes=max_task_bytes,
+        users_file=users_file,
+        snapshots=snapshots,
     )
-    components = get_recipe("textcat.manual")(dataset, source, label, exclusive=exclusive, loader=loader)
-    _serve(components, dataset, settings)
+    with _reading(settings, encoding):
+        components = get_recipe("textcat.manual")(dataset, source, label, exclusive=exclusive, loader=loader)
+        _serve(components, dataset, settings)
 
 
 def serve(
@@ -133,12 +171,22 @@ def serve(
     port: Port = None,
     workers: Workers = None,
     batch_size: BatchSize = None,
+    users_file: UsersFile = None,
+    snapshots: Snapshots = None,
 ) -> None:
     """Serve an existing dataset again, without loading a source; routing stays as configured.
 
     Example: quorum serve news --workers 2 --port 8081
     """
-    settings = _settings(data_dir=data_dir, host=host, port=port, workers=workers, batch_size=batch_size)
+    settings = _settings(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        workers=workers,
+        batch_size=batch_size,
+        users_file=users_file,
+        snapshots=snapshots,
+    )
     _serve(None, dataset, settings)
 
 
