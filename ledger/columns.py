@@ -5,11 +5,14 @@ projections read, and the export archive all use `EVENT_SCHEMA`, built by the on
 `ColumnBuffer` below, so an event reads the same whichever way it reached DuckDB.
 docs/ledger.md documents every column; it is a public interface (analysts query the
 files with plain DuckDB), so a change adds columns and never renames one.
+
+An event that can't be projected (`ledger.projectable` says which, and why) gets no
+row: it is handed to the reader's `Skips` instead, and the rest of its message is read.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import pyarrow as pa
@@ -18,10 +21,17 @@ from ledger.events import (
     CURRENT_VERSIONS,
     AnswerRecorded,
     DatasetConfigured,
-    DatasetDropped,
     Event,
+    EventsQuarantined,
+    QuarantinedEvent,
     ReviewRecorded,
-    decode_batch,
+)
+from ledger.projectable import (
+    ExampleFields,
+    Int64,
+    NotProjectable,
+    Skips,
+    example_fields,
 )
 
 __all__ = [
@@ -82,66 +92,30 @@ DATASET_AT = 4
 RECORDED_AT = -1
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
-_KIND = {
-    AnswerRecorded: "answer_recorded",
-    ReviewRecorded: "review_recorded",
-    DatasetConfigured: "dataset_configured",
-    DatasetDropped: "dataset_dropped",
-}
+_KIND: dict[type, str] = {cls: str(cls.__struct_config__.tag) for cls in get_args(Event)}
 _TYPES = {kind: cls for cls, kind in _KIND.items()}
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _typed(fields: ExampleFields) -> tuple[Any, ...]:
+    """The `label`, `accept` and `spans` columns of an example that passed the rule."""
+    label = fields.label if isinstance(fields.label, str) else None
+    accept = None if fields.accept is None else [a if isinstance(a, str) else str(a) for a in fields.accept]
+    spans = fields.spans
+    typed = None if spans is None else [(s.start, s.end, s.label, s.token_start, s.token_end) for s in spans]
+    return label, accept, typed
 
 
-def _label(example: dict[str, Any]) -> str | None:
-    label = example.get("label")
-    return label if isinstance(label, str) else None
-
-
-def _accept(example: dict[str, Any]) -> list[str] | None:
-    accept = example.get("accept")
-    if not isinstance(accept, list):
-        return None
-    return [str(option) for option in accept]
-
-
-def _spans(example: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Spans as typed structs; a malformed span keeps its place with null fields."""
-    spans = example.get("spans")
-    if not isinstance(spans, list):
-        return None
-    typed = []
-    for span in spans:
-        span = span if isinstance(span, dict) else {}
-        label = span.get("label")
-        typed.append(
-            {
-                "start": _int(span.get("start")),
-                "end": _int(span.get("end")),
-                "label": label if isinstance(label, str) else None,
-                "token_start": _int(span.get("token_start")),
-                "token_end": _int(span.get("token_end")),
-            }
-        )
-    return typed
-
-
-def _values(seq: int, position: int, event: Event) -> Row:
-    """One event's row, in the order of `EVENT_SCHEMA`."""
+def _values(seq: int, position: int, event: Event, fields: ExampleFields | None) -> Row:
+    """One event's row, in the order of `EVENT_SCHEMA`; `fields`: its example's, checked."""
     head = (seq, position, event.event_id, _KIND[type(event)], event.dataset)
     if isinstance(event, AnswerRecorded | ReviewRecorded):
-        example = event.example
         typed = (
             event.answer,
             event.view_id,
             event.input_hash,
             event.task_hash,
-            _label(example),
-            _accept(example),
-            _spans(example),
-            _encode(example).decode(),
+            *_typed(fields or ExampleFields()),
+            _encode(event.example).decode(),
         )
         if isinstance(event, AnswerRecorded):
             who = (event.session, event.session_id, event.annotator, None)
@@ -152,6 +126,10 @@ def _values(seq: int, position: int, event: Event) -> Row:
         config = _encode(event.config).decode()
         no_answer = (None, event.view_id, None, None, None, None, None, None)
         return (*head, *nobody, *no_answer, event.recipe, config, None, event.recorded_at)
+    if isinstance(event, EventsQuarantined):
+        # What was set aside, and why, goes in `config` as JSON text (docs/ledger.md).
+        record = _encode({"events": event.events, "reason": event.reason}).decode()
+        return (*head, *nobody, *(None,) * 8, None, record, None, event.recorded_at)
     return (*head, *nobody, *(None,) * 10, None, event.recorded_at)
 
 
@@ -161,7 +139,7 @@ class _Flat(msgspec.Struct):
     kind: str
     event_id: str
     dataset: str
-    recorded_at: int
+    recorded_at: Int64
     v: int = 1
     session: str | None = None
     session_id: str | None = None
@@ -169,12 +147,12 @@ class _Flat(msgspec.Struct):
     reviewer: str | None = None
     answer: str | None = None
     view_id: str | None = None
-    input_hash: int | None = None
-    task_hash: int | None = None
+    input_hash: Int64 | None = None
+    task_hash: Int64 | None = None
     example: msgspec.Raw = msgspec.Raw()
     recipe: str | None = None
     config: msgspec.Raw = msgspec.Raw()
-    handed_out_at: int | None = None
+    handed_out_at: Int64 | None = None
 
 
 class _FlatBatch(msgspec.Struct):
@@ -182,28 +160,7 @@ class _FlatBatch(msgspec.Struct):
     v: int = 1
 
 
-class _Span(msgspec.Struct):
-    start: int | None = None
-    end: int | None = None
-    label: str | None = None
-    token_start: int | None = None
-    token_end: int | None = None
-
-
-class _ExampleFields(msgspec.Struct):
-    """The example's fields that get typed columns, when they have the expected types.
-
-    Anything else (a label that is not a string, a malformed span…) fails to decode,
-    and the event takes the typed path, which keeps malformed values as nulls.
-    """
-
-    label: str | None = None
-    accept: list[str] | None = None
-    spans: list[_Span] | None = None
-
-
 _flat_decoder = msgspec.json.Decoder(_FlatBatch)
-_fields_decoder = msgspec.json.Decoder(_ExampleFields)
 _ANSWERS = frozenset(("accept", "reject", "ignore"))
 _ANSWER_VERSION = CURRENT_VERSIONS["answer_recorded"]
 
@@ -223,13 +180,9 @@ def _flat_values(seq: int, position: int, e: _Flat) -> Row | None:
     ):
         return None
     try:
-        fields = _fields_decoder.decode(e.example)
-    except msgspec.DecodeError:
-        return None
-    spans = fields.spans
-    typed_spans = (
-        None if spans is None else [(s.start, s.end, s.label, s.token_start, s.token_end) for s in spans]
-    )
+        fields = example_fields(e.example)
+    except NotProjectable:
+        return None  # the typed path says why, and skips the event
     return (
         seq,
         position,
@@ -244,9 +197,7 @@ def _flat_values(seq: int, position: int, e: _Flat) -> Row | None:
         e.view_id,
         e.input_hash,
         e.task_hash,
-        fields.label,
-        fields.accept,
-        typed_spans,
+        *_typed(fields),
         bytes(e.example).decode(),
         None,
         None,
@@ -255,14 +206,17 @@ def _flat_values(seq: int, position: int, e: _Flat) -> Row | None:
     )
 
 
-def message_rows(seq: int, data: bytes) -> list[Row]:
+def message_rows(seq: int, data: bytes, skips: Skips | None = None, dataset: str | None = None) -> list[Row]:
     """The rows of the raw ledger message at stream sequence `seq`.
 
     Answers of the current version skip building Python objects for the example: its
     JSON goes into the `example` column as the bytes the ledger holds (the text
     `msgspec` encodes the decoded example to). Anything else — older versions to
-    upcast, configuration, drops, malformed events — takes the typed path of
-    `decode_batch`, which raises `UnknownEventVersion` for what it cannot read.
+    upcast, configuration, drops, events that can't be projected — takes the typed path
+    of `ledger.projectable.read_message`, which raises `UnknownEventVersion` for what a
+    newer Quorum wrote. Events that can't be projected get no row and go to `skips`
+    (default: a warning on stderr); `dataset` (the message subject's) names the dataset
+    of a message that can't even be decoded.
     """
     try:
         flat = _flat_decoder.decode(data)
@@ -272,7 +226,8 @@ def message_rows(seq: int, data: bytes) -> list[Row]:
         rows = [_flat_values(seq, position, e) for position, e in enumerate(flat.events)]
         if all(row is not None for row in rows):
             return rows  # type: ignore[return-value]
-    return [_values(seq, position, event) for position, event in enumerate(decode_batch(data))]
+    readable = (skips if skips is not None else Skips()).read(seq, data, dataset)
+    return [_values(seq, position, event, fields) for position, event, fields in readable]
 
 
 class ColumnBuffer:
@@ -285,9 +240,11 @@ class ColumnBuffer:
     def rows(self) -> int:
         return len(self._rows)
 
-    def append(self, seq: int, events: list[Event]) -> None:
-        """Add the (decoded) events of the ledger message at stream sequence `seq`."""
-        self._rows.extend(_values(seq, position, event) for position, event in enumerate(events))
+    def append(self, seq: int, events: list[Event], skips: Skips | None = None) -> None:
+        """Add the (decoded) events of the ledger message at stream sequence `seq`; those
+        that can't be projected go to `skips` (default: a warning on stderr)."""
+        readable = (skips if skips is not None else Skips()).readable(seq, events)
+        self._rows.extend(_values(seq, position, event, fields) for position, event, fields in readable)
 
     def extend(self, rows: list[Row]) -> None:
         """Add rows made by `message_rows`."""
@@ -331,5 +288,9 @@ def events_from_rows(rows: list[dict[str, Any]]) -> list[Event]:
             fields["reviewer"] = row["reviewer"]
         elif kind == "dataset_configured":
             fields.update(recipe=row["recipe"], view_id=row["view_id"], config=_decode(row["config"]))
+        elif kind == "events_quarantined":
+            record = _decode(row["config"])
+            events_set_aside = [msgspec.convert(e, QuarantinedEvent) for e in record["events"]]
+            fields.update(events=events_set_aside, reason=record.get("reason", ""))
         events.append(_TYPES[kind](**fields))
     return events

@@ -1,6 +1,6 @@
 """`ledger verify`: check the snapshots against their manifest and against the stream.
 
-Three layers, cheapest first:
+Four layers, cheapest first:
 
 1. every listed file exists, has the recorded size and checksum, and opens as
    Parquet with the recorded row count and sequence range (*corrupt* otherwise);
@@ -8,7 +8,11 @@ Three layers, cheapest first:
    unlisted (*orphan*: harmless, removed by the next snapshot run);
 3. unless `quick`, the stream is read up to `through_seq` and, per dataset, the ledger
    messages in each file's range are compared with the messages in the file, so an
-   event the stream has and no file does is a *gap*.
+   event the stream has and no file does is a *gap*;
+4. unless `quick`, every event of the stream is checked against `ledger.projectable`'s
+   rule: one that can't be projected is *unprojectable* (readers skip it with a
+   warning) until `ledger quarantine` sets it aside (*quarantined*, a note). A message
+   whose every event is such holds no row, so no file is expected to hold it.
 
 Each problem says what to run to fix it.
 """
@@ -24,8 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from nats.aio.client import Client
 
+from ledger.columns import message_rows
 from ledger.errors import LedgerError
-from ledger.snapshot_store import PartFile, SnapshotStore
+from ledger.projectable import Skips, Unprojectable, load_quarantine
+from ledger.snapshot_store import Manifest, PartFile, SnapshotStore
 from ledger.store import Ledger
 from ledger.streams import EVENTS_STREAM, ensure_streams, ledger_identity
 
@@ -36,7 +42,7 @@ __all__ = ["Problem", "VerifyReport", "verify"]
 class Problem:
     """One thing wrong with the snapshots, and the command that fixes it."""
 
-    kind: str  # corrupt | missing | overlap | gap | orphan | behind
+    kind: str  # corrupt | missing | overlap | gap | unprojectable | orphan | behind | quarantined
     dataset: str | None
     detail: str
     fix: str
@@ -50,6 +56,8 @@ class VerifyReport:
     stream_last_seq: int = 0
     messages_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    unprojectable: list[Unprojectable] = field(default_factory=list)
+    """Events that can't be projected and are not quarantined (`ledger quarantine` takes them)."""
 
     @property
     def ok(self) -> bool:
@@ -57,7 +65,7 @@ class VerifyReport:
         return not any(p.kind not in _NOTES for p in self.problems)
 
 
-_NOTES = {"orphan", "behind"}
+_NOTES = {"orphan", "behind", "quarantined"}
 
 
 def _replay_fix(dataset: str) -> str:
@@ -137,28 +145,78 @@ async def verify(
         detail = f"the ledger is {behind:,} messages past the snapshots (sequence {manifest.through_seq:,})"
         report.problems.append(Problem("behind", None, detail, "ledger snapshot"))
     if not quick:
-        await _check_stream(nc, manifest.through_seq, held, report, on_progress)
+        last = manifest.through_seq if manifest.cut is not None else state.last_seq
+        skips = await _check_stream(nc, manifest.through_seq, last, held, report, on_progress)
+        _check_unprojectable(store, manifest, skips, report)
     return report
 
 
 async def _check_stream(
     nc: Client,
     through_seq: int,
+    last_seq: int,
     held: dict[str, set[int]],
     report: VerifyReport,
     on_progress: Callable[[int, int], None] | None,
-) -> None:
-    """Every ledger message up to `through_seq` must be in a file of its dataset."""
+) -> Skips:
+    """Every ledger message up to `through_seq` that has rows must be in a file of its
+    dataset; returns the events up to `last_seq` that can't be projected."""
     missing: Counter[str] = Counter()
     first_missing: dict[str, int] = {}
-    async for raw in Ledger(nc).read_raw(to_seq=through_seq):
-        report.messages_checked += 1
+    skips = Skips(await load_quarantine(nc), warn=False)
+    async for raw in Ledger(nc).read_raw(to_seq=last_seq):
         dataset = raw.subject.split(".")[2]
-        if raw.seq not in held.get(dataset, ()):
-            missing[dataset] += 1
-            first_missing.setdefault(dataset, raw.seq)
+        rows = message_rows(raw.seq, raw.data, skips, dataset)
+        if raw.seq <= through_seq:
+            report.messages_checked += 1
+            if rows and raw.seq not in held.get(dataset, ()):
+                missing[dataset] += 1
+                first_missing.setdefault(dataset, raw.seq)
         if on_progress is not None:
-            on_progress(report.messages_checked, through_seq)
+            on_progress(raw.seq, last_seq)
     for dataset, count in sorted(missing.items()):
         detail = f"{count:,} ledger messages from sequence {first_missing[dataset]:,} on are in no file"
         report.problems.append(Problem("gap", dataset, detail, _replay_fix(dataset)))
+    return skips
+
+
+def _file_holding(store: SnapshotStore, manifest: Manifest, item: Unprojectable) -> str | None:
+    """The file that holds a row of `item` (one written before such events were left out)."""
+    for part in manifest.dataset_files(item.dataset or ""):
+        if not part.first_seq <= item.seq <= part.last_seq:
+            continue
+        try:
+            with store.open_file(part.path) as handle:
+                table = pq.read_table(handle, columns=["position"], filters=[("seq", "=", item.seq)])
+        except Exception:  # a damaged file is reported as corrupt already
+            continue
+        positions = table.column("position").to_pylist()
+        if positions and (item.position is None or item.position in positions):
+            return part.path
+    return None
+
+
+def _check_unprojectable(
+    store: SnapshotStore, manifest: Manifest, skips: Skips, report: VerifyReport
+) -> None:
+    """One problem per event that can't be projected, with the command that fixes it."""
+    for item, quarantined in [(i, False) for i in skips.skipped] + [(i, True) for i in skips.quarantined]:
+        dataset = item.dataset or "?"
+        what = f" ({item.kind} {item.event_id})" if item.event_id else ""
+        detail = f"event {item.address}{what}: {item.reason}"
+        path = _file_holding(store, manifest, item)
+        if path is not None:
+            detail += f"; {path} holds it (written before Quorum left such events out)"
+            report.problems.append(Problem("unprojectable", dataset, detail, _replay_fix(dataset)))
+        elif quarantined:
+            why = skips.quarantine.reasons.get(item.key) or "no reason given"
+            detail += f"; quarantined ({why})"
+            report.problems.append(
+                Problem("quarantined", dataset, detail, "nothing: readers skip it quietly")
+            )
+        else:
+            report.problems.append(
+                Problem("unprojectable", dataset, detail, f"ledger quarantine {item.address}")
+            )
+        if not quarantined:
+            report.unprojectable.append(item)

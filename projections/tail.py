@@ -18,6 +18,7 @@ from nats.aio.client import Client
 
 from ledger.columns import EVENT_SCHEMA, ColumnBuffer, message_rows
 from ledger.columns import entry_rows as _message_rows
+from ledger.projectable import Skips, load_quarantine
 from ledger.store import Ledger, LedgerEntry
 
 __all__ = ["TAIL_SCHEMA", "TailFile", "entry_rows", "read_tail"]
@@ -52,14 +53,16 @@ async def read_tail(
     """Write every event with sequence > `after_seq` (of `dataset`, or all) to `path`.
 
     The file always exists, with zero rows when the tail is empty, so views over it
-    need no special case.
+    need no special case. An event that can't be projected is left out, with a warning
+    on stderr unless it was quarantined (`ledger.projectable`).
     """
+    skips = Skips(await load_quarantine(nc, dataset))
     buffer = ColumnBuffer()
     count = 0
     last_seq = after_seq
     with pq.ParquetWriter(path, TAIL_SCHEMA, compression="zstd") as writer:
         async for raw in Ledger(nc).read_raw(dataset, start_seq=after_seq + 1, to_seq=to_seq):
-            buffer.extend(message_rows(raw.seq, raw.data))
+            buffer.extend(message_rows(raw.seq, raw.data, skips))
             last_seq = raw.seq
             if buffer.rows >= chunk:
                 count += buffer.rows

@@ -1,4 +1,5 @@
-"""The `ledger` commands for history: snapshot, replay, verify, export, import, compact.
+"""The `ledger` commands for history: snapshot, replay, verify, quarantine, export, import,
+compact.
 
 Each command is a thin wrapper: it finds NATS (the data dir's embedded server, or
 NATS_URL), runs one function of the `ledger` package with a progress bar on stderr,
@@ -23,6 +24,7 @@ from ledger.archive import export_ledger, import_archive
 from ledger.compact import compact
 from ledger.connection import connect
 from ledger.names import validate_dataset_name
+from ledger.projectable import QuarantineReport, Unprojectable, quarantine
 from ledger.snapshot_store import SnapshotStore
 from ledger.snapshots import SnapshotOptions, SnapshotReport, replay, snapshot
 from ledger.verify import verify
@@ -220,8 +222,10 @@ def verify_cmd(
     """Check the snapshots: checksums, sequence coverage, gaps, overlaps, corrupt files.
 
     Exits 1 when something needs fixing, and says what to run for each problem. Files
-    nobody reads (orphan) and a snapshot behind the stream (behind) are listed but are
-    not failures.
+    nobody reads (orphan), a snapshot behind the stream (behind) and events set aside
+    with `ledger quarantine` (quarantined) are listed but are not failures. Without
+    --quick it also names every event readers skip because it can't be projected
+    (unprojectable), with the `ledger quarantine` command that sets it aside.
 
     Example: ledger verify || ledger replay --dataset news
     """
@@ -238,6 +242,15 @@ def verify_cmd(
         for problem in report.problems:
             table.add_row(problem.kind, problem.dataset or "—", problem.detail, problem.fix)
         Console(soft_wrap=False).print(table)
+    if report.unprojectable:
+        addresses = " ".join(item.address for item in report.unprojectable)
+        err.print(
+            f"{_count(len(report.unprojectable), 'event')} can't be projected; readers skip them with a "
+            f"warning. Look at them (`ledger dump --dataset NAME`), then set them aside: "
+            f"ledger quarantine {addresses} --reason '…'",
+            highlight=False,
+            soft_wrap=True,
+        )
     checked = f", {report.messages_checked:,} ledger messages compared" if not quick else ""
     verdict = "[green]✔ snapshots are sound[/]" if report.ok else "[red]✘ snapshots need repair[/]"
     err.print(
@@ -247,6 +260,62 @@ def verify_cmd(
     )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _listed(items: list[Unprojectable]) -> str:
+    by_dataset: dict[str, list[str]] = {}
+    for item in items:
+        by_dataset.setdefault(item.dataset or "?", []).append(item.address)
+    return "; ".join(
+        f"{dataset}: {', '.join(addresses)}" for dataset, addresses in sorted(by_dataset.items())
+    )
+
+
+def quarantine_cmd(
+    events: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SEQ[:POSITION]",
+            help="Events as `ledger verify` names them: SEQ:POSITION is one event of ledger message SEQ; "
+            "SEQ alone is every event of that message that can't be projected",
+            show_default=False,
+        ),
+    ],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", "-r", help="Why, for whoever reads the ledger later (kept in the record)"),
+    ] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Set aside ledger events that can't be projected, so every reader skips them quietly.
+
+    Answers recorded before the server checked them can hold what no snapshot row can: a
+    span like [1], a start past 2**63, a label that is a number. Readers (db-out, stats,
+    sql, agreement, the dashboard, snapshot, replay) skip such an event, with a warning
+    each time, and `ledger verify` fails and names it. Look at it first (`ledger dump
+    --dataset NAME`), then quarantine it: a record appended to the ledger names the
+    event, the warnings stop, and verify lists it as quarantined. Only events that can't
+    be projected are taken; the other events of the same ledger message stay. Nothing
+    is deleted: to remove a dataset's history for good, `quorum drop` it, then `ledger
+    compact`.
+
+    Example: ledger verify; ledger quarantine 1234:2 1240 --reason "spans from the old upload bug"
+    """
+    settings = load_settings(data_dir=data_dir)
+
+    async def run(nc: Client) -> QuarantineReport:
+        return await quarantine(nc, events, reason)
+
+    report = _with_nats(settings, run)
+    if report.already:
+        err.print(f"already quarantined: {_listed(report.already)}", highlight=False, soft_wrap=True)
+    if report.added:
+        err.print(
+            f"[green]✔[/] quarantined {_count(len(report.added), 'event')} ({_listed(report.added)}): "
+            f"readers skip them without a warning from now on, and `ledger verify` lists them as quarantined",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def export_cmd(
@@ -331,6 +400,7 @@ def register(app: typer.Typer) -> None:
     app.command("snapshot")(snapshot_cmd)
     app.command("replay")(replay_cmd)
     app.command("verify")(verify_cmd)
+    app.command("quarantine")(quarantine_cmd)
     app.command("export")(export_cmd)
     app.command("import")(import_cmd)
     app.command("compact")(compact_cmd)
