@@ -3,6 +3,11 @@
 One message per (dataset, task hash): the stream keeps at most one message per
 subject and discards new ones, so loading the same source again is a no-op.
 Routing tasks to sessions is the feed's business (`feed/routing.py`).
+
+Recipes check the size of every source record before anything is queued; a task can
+still outgrow a NATS message once a recipe adds to it (spaCy tokens add ~10x), so each
+task is measured here too and a load stops with a `LedgerError` naming the task, not a
+`MaxPayloadError` traceback.
 """
 
 from __future__ import annotations
@@ -54,17 +59,12 @@ async def load_tasks(
     js = nc.jetstream()
     summary = LoadSummary()
 
-    async def publish(task: dict[str, Any]) -> None:
+    async def publish(subject: str, payload: bytes) -> None:
         # No Nats-Msg-Id: the per-subject limit already refuses a second copy, and a
         # dedupe id would outlive `quorum drop`'s purge, so a re-load right after a drop
         # would queue nothing.
         try:
-            ack = await js.publish(
-                tasks_subject(dataset, hash_hex(int(task["_task_hash"]))),
-                _encoder.encode(task),
-                stream=TASKS_STREAM,
-                timeout=10,
-            )
+            ack = await js.publish(subject, payload, stream=TASKS_STREAM, timeout=10)
         except APIError as exc:
             if exc.err_code == _PER_SUBJECT_LIMIT:
                 summary.duplicates += 1
@@ -76,21 +76,39 @@ async def load_tasks(
             summary.queued += 1
 
     pending: set[asyncio.Future[None]] = set()
-    for task in tasks:
-        summary.read += 1
-        pending.add(asyncio.ensure_future(publish(task)))
-        if len(pending) >= window:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
-                finished.result()
-                if on_progress:
-                    on_progress(1)
-    if pending:
+    try:
+        for task in tasks:
+            summary.read += 1
+            payload = _encoder.encode(task)
+            if len(payload) > nc.max_payload:
+                raise LedgerError(_too_big(task, len(payload), nc.max_payload))
+            subject = tasks_subject(dataset, hash_hex(int(task["_task_hash"])))
+            pending.add(asyncio.ensure_future(publish(subject, payload)))
+            if len(pending) >= window:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    finished.result()
+                    if on_progress:
+                        on_progress(1)
         for finished in asyncio.as_completed(pending):
             await finished
             if on_progress:
                 on_progress(1)
+    finally:
+        # On an error, let the publishes in flight finish rather than leave them dangling.
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
     return summary
+
+
+def _too_big(task: dict[str, Any], size: int, limit: int) -> str:
+    text = str(task.get("text", ""))
+    start = text[:40] + ("…" if len(text) > 40 else "")
+    return (
+        f"task {task.get('_task_hash')} ({start!r}) is {size:,} bytes as queued, over the "
+        f"{limit:,} bytes the NATS server accepts in one message: split the text into smaller "
+        f"examples, or lower --max-task-bytes so the recipe refuses it before queueing"
+    )
 
 
 async def count_tasks(nc: Client, dataset: str) -> int:
