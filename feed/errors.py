@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from ledger.errors import QuorumError
 
-__all__ = ["BadRequest", "FeedError", "Forbidden", "InvalidAnswer", "NotReady"]
+__all__ = [
+    "BadRequest",
+    "FeedError",
+    "Forbidden",
+    "InvalidAnswer",
+    "NotReady",
+    "SurplusAnswer",
+    "TokenExpired",
+]
 
 
 class FeedError(QuorumError):
@@ -12,6 +20,14 @@ class FeedError(QuorumError):
 
     status = 500
     code = "internal_error"
+    task_hash: str | None = None
+    """The task of the answer that failed a `give_answers` batch, when one did."""
+
+    def for_task(self, task_hash: object) -> FeedError:
+        """This error, naming the task whose answer caused it (as the API writes hashes)."""
+        if self.task_hash is None and task_hash is not None:
+            self.task_hash = str(task_hash)
+        return self
 
 
 class BadRequest(FeedError):
@@ -28,6 +44,12 @@ class Forbidden(FeedError):
     code = "forbidden"
 
 
+class TokenExpired(Forbidden):
+    """A genuine task token past its expiry: the client should fetch fresh questions."""
+
+    code = "token_expired"
+
+
 class InvalidAnswer(FeedError):
     """Well-formed JSON whose content is wrong, e.g. an unknown `answer` value."""
 
@@ -40,3 +62,10 @@ class NotReady(FeedError):
 
     status = 503
     code = "not_ready"
+
+
+class SurplusAnswer(FeedError):
+    """The task already has as many sessions' answers as its routing allows."""
+
+    status = 409
+    code = "surplus_answer"

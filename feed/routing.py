@@ -16,6 +16,12 @@ restart agrees):
 
 A task is acked only after its answer is in the ledger, by whichever worker receives the
 answer, through the reply subject carried in the task token.
+
+Hand-out is not the last word: a crash can lose a consumer's record of a delivery and
+hand a task out again. So, without full overlap, an answer first claims one of the task's
+k answer slots in the `CLAIMS` stream (an atomic create per slot). A session holding a
+slot may answer again (a changed decision); a session finding all k slots held by others
+gets `SurplusAnswer` (409), and its delivery is acked, since the task is done.
 """
 
 from __future__ import annotations
@@ -32,16 +38,26 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 from ledger.datasets import DatasetInfo
 from ledger.errors import LedgerError
 from ledger.hashing import hash_hex
-from ledger.streams import SEEN_STREAM, TASKS_STREAM, seen_subject, tasks_subject
+from ledger.streams import (
+    CLAIMS_STREAM,
+    SEEN_STREAM,
+    TASKS_STREAM,
+    claims_subject,
+    seen_subject,
+    tasks_subject,
+)
 
 __all__ = [
+    "Claim",
     "Route",
     "ack_tasks",
+    "claim_answer",
     "consumer_info",
     "consumer_name",
     "ensure_consumer",
     "ensure_consumers",
     "fetch_tasks",
+    "release_claims",
     "route_for",
     "route_of",
 ]
@@ -242,3 +258,50 @@ async def ack_tasks(nc: Client, replies: list[str], timeout: float = 5.0) -> Non
 async def ensure_session_consumer(nc: Client, route: Route, session: str) -> None:
     """Create a full-overlap session's own consumer; NATS deletes it after `session_idle`."""
     await _add(nc, _config(route, session_consumer_name(route.dataset, session), idle=route.session_idle))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming an answer slot: `granted`, and the claim this call stored."""
+
+    task_hash: int
+    granted: bool
+    stored_seq: int | None = None
+    """The CLAIMS message written by this call (None: the session held the slot already)."""
+
+
+async def claim_answer(nc: Client, route: Route, session: str, task_hash: int) -> Claim:
+    """Claim one of the task's answer slots for `session`; see the module docstring."""
+    if route.mode == "full":
+        return Claim(task_hash, True)
+    js = nc.jetstream()
+    task = hash_hex(task_hash)
+    mine = session.encode()
+    for slot in range(route.k):
+        subject = claims_subject(route.dataset, task, slot)
+        for _ in range(3):  # a slot released between our create and our read is free again
+            try:
+                ack = await js.publish(subject, mine, stream=CLAIMS_STREAM, timeout=5)
+                return Claim(task_hash, True, int(ack.seq))
+            except APIError as exc:
+                if exc.err_code != _PER_SUBJECT_LIMIT:
+                    raise
+            try:
+                holder = await js.get_last_msg(CLAIMS_STREAM, subject, direct=True)
+            except NotFoundError:
+                continue
+            if holder.data == mine:
+                return Claim(task_hash, True)
+            break
+    return Claim(task_hash, False)
+
+
+async def release_claims(nc: Client, claims: list[Claim]) -> None:
+    """Give back the slots these claims stored (their answers were not recorded).
+
+    Best effort, on a path that is already failing: a slot that stays held is still the
+    session's, so its retry passes, and the task is never answered twice.
+    """
+    js = nc.jetstream()
+    seqs = [c.stored_seq for c in claims if c.stored_seq is not None]
+    await asyncio.gather(*(js.delete_msg(CLAIMS_STREAM, seq) for seq in seqs), return_exceptions=True)

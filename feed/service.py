@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,36 +18,44 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from feed.errors import BadRequest, Forbidden, InvalidAnswer, NotReady
+from feed.errors import BadRequest, FeedError, Forbidden, InvalidAnswer, NotReady, SurplusAnswer
 from feed.holds import HeldTask, Holds, read_holds, update_holds
 from feed.routing import (
     ConsumerMissing,
     Route,
     ack_tasks,
+    claim_answer,
     claim_first_time,
     consumer_info,
     ensure_session_consumer,
     fetch_tasks,
     release,
+    release_claims,
     route_of,
 )
 from feed.tokens import TaskToken, sign_token, verify_token
+from feed.validate import NeedsServedTask, check_answer, content_digest
 from ledger.datasets import DatasetInfo, get_dataset
 from ledger.errors import InvalidName
-from ledger.events import ANSWERS, AnswerRecorded, answer_event_id, now_ms
+from ledger.events import ANSWERS, AnswerRecorded, answer_event_id, is_keyed, now_ms
 from ledger.hashing import hash_hex, parse_hash
 from ledger.names import validate_session_name
 from ledger.store import Ledger
 from ledger.streams import TASKS_STREAM, ensure_streams, tasks_subject
 from quorum.settings import Settings
 
-__all__ = ["Feed", "Progress", "load_secret", "session_from"]
+__all__ = ["Feed", "Progress", "decision_key", "load_secret", "session_from"]
 
 _decoder = msgspec.json.Decoder()
 _SECRET_KEY = "secret.tokens"
+# Bookkeeping keys of an answer that are not part of the annotated example.
+_NOT_EXAMPLE = frozenset(
+    {"_token", "answer", "_session_id", "_timestamp", "_decision_id", "_input_hash", "_task_hash"}
+)
+_DECISION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _CONFIG_TTL = 2.0
 
 
@@ -74,6 +83,18 @@ async def load_secret(kv: KeyValue, configured: str | None) -> bytes:
     entry = await kv.get(_SECRET_KEY)
     assert entry.value is not None
     return entry.value
+
+
+def decision_key(raw: object) -> str | None:
+    """The client's decision key (`_decision_id`), checked; None when the answer has none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _DECISION_ID.fullmatch(raw):
+        raise InvalidAnswer(
+            f"_decision_id must be 8 to 64 letters, digits, '_' or '-' (a new random id per "
+            f"decision, the same one when a decision is sent again), got {str(raw)[:80]!r}"
+        )
+    return raw
 
 
 def session_from(dataset: str, raw: object) -> str:
@@ -154,7 +175,10 @@ class Feed:
         for msg in msgs:
             task = _decoder.decode(msg.data)
             task_hash = int(task["_task_hash"])
-            token = sign_token(self.secret, TaskToken(msg.reply, dataset, session, task_hash, now, expires))
+            digest = content_digest(info.view_id, task)
+            token = sign_token(
+                self.secret, TaskToken(msg.reply, dataset, session, task_hash, now, expires, digest)
+            )
             fresh[str(task_hash)] = HeldTask(token, now + int(route.ack_wait * 1000), expires)
             tasks.append(_present(task, token, dataset, session))
         if fresh:
@@ -214,7 +238,10 @@ class Feed:
         self, dataset: str, session: str, held: Holds, now: int, count: int
     ) -> list[dict[str, Any]]:
         """The session's unanswered tasks whose delivery is still its own."""
-        live = [(h, t) for h, t in held.tasks.items() if t.redeliver_at_ms > now][:count]
+        # A token that expired can't be answered: such a task is left to redelivery.
+        live = [
+            (h, t) for h, t in held.tasks.items() if t.redeliver_at_ms > now and t.token_expires_ms > now
+        ][:count]
         js = self.nc.jetstream()
         bodies = await asyncio.gather(
             *(
@@ -227,7 +254,28 @@ class Feed:
             for (_, held_task), body in zip(live, bodies, strict=True)
         ]
 
-    def _event(
+    async def _as_served(self, info: DatasetInfo, answer: dict[str, Any], token: TaskToken) -> dict[str, Any]:
+        """The answer checked against its task as served (`feed/validate.py`).
+
+        The token's digest vouches for the served content; the task is read back from
+        TASKS only when it can't (a changed key to name, an old token, a preset label).
+        """
+        labels = info.config.get("labels")
+        labels = labels if isinstance(labels, list) else None
+        style = info.config.get("choice_style")
+        try:
+            return check_answer(info.view_id, labels, answer, digest=token.digest, choice_style=style)
+        except NeedsServedTask as unvouched:
+            js = self.nc.jetstream()
+            subject = tasks_subject(info.dataset, hash_hex(token.task_hash))
+            try:
+                served = await js.get_last_msg(TASKS_STREAM, subject, direct=True)
+            except NotFoundError:
+                raise unvouched from None  # its message says what to do without the task
+            task = _decoder.decode(served.data or b"{}")
+            return check_answer(info.view_id, labels, answer, served=task, choice_style=style)
+
+    async def _event(
         self, info: DatasetInfo, session: str, answer: object, now: int, annotator: str | None
     ) -> tuple[AnswerRecorded, str]:
         dataset = info.dataset
@@ -246,15 +294,14 @@ class Feed:
             raise Forbidden("task token belongs to another task; answer the task you were given")
         if token.session != session:
             raise Forbidden(f"task token was issued to session {token.session!r}, not {session!r}")
-        example = {
-            k: v
-            for k, v in answer.items()
-            if k not in ("_token", "answer", "_session_id", "_timestamp", "_input_hash", "_task_hash")
-        }
+        answer = await self._as_served(info, answer, token)
+        example = {k: v for k, v in answer.items() if k not in _NOT_EXAMPLE}
         example["_input_hash"] = input_hash
         example["_task_hash"] = task_hash
         event = AnswerRecorded(
-            event_id=answer_event_id(dataset, session, task_hash, decision, example),
+            event_id=answer_event_id(
+                dataset, session, task_hash, decision, example, decision_key(answer.get("_decision_id"))
+            ),
             dataset=dataset,
             session_id=f"{dataset}-{session}",
             session=session,
@@ -272,25 +319,66 @@ class Feed:
     async def answers(
         self, dataset: str, session: str, answers: object, annotator: str | None = None
     ) -> Progress:
-        """Validate every answer, append them as one ledger message, then ack the tasks.
+        """Validate every answer, claim its slot, append them as one ledger message, ack.
 
-        All or nothing: one bad answer rejects the batch before anything is written.
+        All or nothing: one bad or surplus answer refuses the batch before anything is
+        written, and the error names its task.
         """
         if not isinstance(answers, list):
             raise BadRequest('"answers" must be a list of annotated tasks')
         info = await self.dataset(dataset)
         now = now_ms()
-        checked = [self._event(info, session, answer, now, annotator) for answer in answers]
+        checked = []
+        for answer in answers:
+            try:
+                checked.append(await self._event(info, session, answer, now, annotator))
+            except FeedError as exc:
+                raise exc.for_task(answer.get("_task_hash") if isinstance(answer, dict) else None) from None
         if checked:
             # Two answers to one task in one batch (undo, then answer again): keep the last.
             latest = {event.task_hash: (event, reply) for event, reply in checked}
-            await self.ledger.append([event for event, _ in latest.values()])
-            done = {str(task_hash) for task_hash in latest}
-            await asyncio.gather(
-                ack_tasks(self.nc, [reply for _, reply in latest.values()]),
-                update_holds(self.nc, dataset, session, lambda h: _without(h, done), now),
-            )
+            await self._record(info, session, list(latest.values()), now)
         return await self.progress(info, session)
+
+    async def _record(
+        self, info: DatasetInfo, session: str, answered: list[tuple[AnswerRecorded, str]], now: int
+    ) -> None:
+        route = self.route(info)
+        claims = await asyncio.gather(
+            *(claim_answer(self.nc, route, session, event.task_hash) for event, _ in answered)
+        )
+        surplus = [
+            (event, reply)
+            for (event, reply), claim in zip(answered, claims, strict=True)
+            if not claim.granted
+        ]
+        if surplus:
+            await release_claims(self.nc, claims)
+            # The task has all the answers routing allows: this delivery is done.
+            await self._settle(info.dataset, session, surplus, now)
+            first = surplus[0][0].task_hash
+            raise SurplusAnswer(
+                f"task {first} already has the answers of {route.k} other session"
+                f"{'s' if route.k != 1 else ''}, as many as its routing allows; this answer "
+                f"was not recorded (nor the rest of its batch: send them again without it)"
+            ).for_task(first)
+        events = [event for event, _ in answered]
+        try:
+            await self.ledger.append(events, dedupe=all(is_keyed(e.event_id) for e in events))
+        except BaseException:
+            await release_claims(self.nc, claims)
+            raise
+        await self._settle(info.dataset, session, answered, now)
+
+    async def _settle(
+        self, dataset: str, session: str, answered: list[tuple[AnswerRecorded, str]], now: int
+    ) -> None:
+        """Ack the tasks' deliveries and drop them from the session's holds."""
+        done = {str(event.task_hash) for event, _ in answered}
+        await asyncio.gather(
+            ack_tasks(self.nc, [reply for _, reply in answered]),
+            update_holds(self.nc, dataset, session, lambda h: _without(h, done), now),
+        )
 
 
 def _present(task: dict[str, Any], token: str, dataset: str, session: str) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 A token is `base64url(payload).base64url(hmac_sha256(secret, payload))`. The payload
 holds the JetStream reply subject of the delivered task message *verbatim* (its format
 is the server's business and changes between versions; Quorum never parses it), the
-dataset, session, task hash and times. Any worker with the shared secret can verify a
-token and ack the task by publishing to that reply subject.
+dataset, session, task hash, times and a digest of the task's content as served
+(`feed/validate.py:content_digest`), so an answer can't change what it was given. Any
+worker with the shared secret can verify a token and ack the task by publishing to that
+reply subject.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import time
 
 import msgspec
 
-from feed.errors import Forbidden
+from feed.errors import Forbidden, TokenExpired
 
 __all__ = ["TaskToken", "sign_token", "verify_token"]
 
 
 class TaskToken(msgspec.Struct, array_like=True, frozen=True):
-    """What a token proves: this session may answer this task until `expires_ms`."""
+    """What a token proves: this session may answer this task, as served, until `expires_ms`."""
 
     reply: str
     dataset: str
@@ -30,6 +32,9 @@ class TaskToken(msgspec.Struct, array_like=True, frozen=True):
     task_hash: int
     issued_ms: int
     expires_ms: int
+    digest: bytes | None = None
+    """xxh3_128 of the served task's content. None in tokens signed before digests
+    existed: their answers are checked against the task read back from TASKS."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -66,7 +71,7 @@ def verify_token(secret: bytes, text: object, *, now_ms: int | None = None) -> T
     token = _decoder.decode(payload)
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     if token.expires_ms < now:
-        raise Forbidden(
+        raise TokenExpired(
             "task token expired; reload the page to get fresh tasks "
             "(QUORUM_TOKEN_TTL sets how long a token lasts)"
         )

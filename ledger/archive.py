@@ -7,10 +7,10 @@ this server's ledger: disaster recovery, or moving a project between clusters.
 
 Import is idempotent: the last archived sequence it published is kept in the config
 bucket (`ledger.import.<archive ledger id>`), a re-run carries on from there, and each
-message keeps its deterministic `Nats-Msg-Id`, so even a re-run right after a crash
-adds nothing twice. The dataset configurations are restored from the last
-`DatasetConfigured` event of each dataset that is not dropped, unless the server
-already has one.
+message is published with a `Nats-Msg-Id` made of the archive's ledger id and its
+sequence there, so even a re-run right after a crash adds nothing twice. The dataset
+configurations are restored from the last `DatasetConfigured` event of each dataset
+that is not dropped, unless the server already has one.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ledger.errors import LedgerError, UnknownDataset, UnknownEventVersion
 from ledger.events import DatasetConfigured, DatasetDropped, Event, encode_batch
 from ledger.snapshot_store import PartFile, SnapshotStore
 from ledger.snapshots import SnapshotOptions, SnapshotReport, snapshot
-from ledger.store import batch_msg_id, subject_kind
+from ledger.store import subject_kind
 from ledger.streams import EVENTS_STREAM, ensure_streams, events_subject, ledger_identity
 
 __all__ = ["ImportReport", "export_ledger", "import_archive"]
@@ -138,7 +138,7 @@ async def import_archive(
             if seq <= done:
                 report.skipped_messages += 1
                 continue
-            pending.append(_publish(js, events))
+            pending.append(_publish(js, events, f"imp-{manifest.ledger_id}-{seq}"))
             report.messages += 1
             report.events += len(events)
             if len(pending) >= _WINDOW:
@@ -160,13 +160,16 @@ async def import_archive(
     return report
 
 
-async def _publish(js: Any, events: list[Event]) -> None:
+async def _publish(js: Any, events: list[Event], msg_id: str) -> None:
+    # The archive message's own ledger and sequence: an equal id is provably the same
+    # message, so a re-run right after a crash adds nothing (while two equal batches
+    # the archive holds at different places, e.g. accept, reject, accept, both land).
     first = events[0]
     await js.publish(
         events_subject(first.dataset, subject_kind(first)),
         encode_batch(events),
         stream=EVENTS_STREAM,
-        headers={"Nats-Msg-Id": batch_msg_id(events)},
+        headers={"Nats-Msg-Id": msg_id},
         timeout=30,
     )
 

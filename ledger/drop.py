@@ -31,11 +31,13 @@ from ledger.hashing import canonical_json
 from ledger.names import validate_dataset_name
 from ledger.store import Ledger
 from ledger.streams import (
+    CLAIMS_STREAM,
     CONFIG_BUCKET,
     EVENTS_STREAM,
     HOLDS_STREAM,
     SEEN_STREAM,
     TASKS_STREAM,
+    claims_subject,
     ensure_streams,
     events_subject,
     holds_subject,
@@ -63,6 +65,7 @@ class DropReport:
     purged_tasks: int = 0
     purged_seen: int = 0
     purged_holds: int = 0
+    purged_claims: int = 0
     deleted_consumers: list[str] = field(default_factory=list)
 
 
@@ -142,6 +145,7 @@ async def _cleanup(nc: Client, kv: KeyValue, report: DropReport) -> DropReport:
     report.purged_tasks = await _purge(nc, TASKS_STREAM, tasks_subject(dataset))
     report.purged_seen = await _purge(nc, SEEN_STREAM, seen_subject(dataset, "*", "*"))
     report.purged_holds = await _purge(nc, HOLDS_STREAM, holds_subject(dataset, "*"))
+    report.purged_claims = await _purge(nc, CLAIMS_STREAM, claims_subject(dataset))
     report.deleted_consumers = await _delete_consumers(nc, dataset)
     # Last: while the key is there, the drop is unfinished and running it again finishes it.
     await kv.purge(f"dataset.{dataset}")

@@ -23,18 +23,23 @@ from ledger.hashing import canonical_json
 __all__ = [
     "ANSWERS",
     "CURRENT_VERSIONS",
+    "DECISION_ID_PREFIX",
     "UPCASTERS",
     "AnswerRecorded",
     "DatasetConfigured",
     "DatasetDropped",
     "Event",
     "EventBatch",
+    "EventsQuarantined",
+    "QuarantinedEvent",
     "ReviewRecorded",
     "answer_event_id",
     "config_event_id",
     "decode_batch",
+    "decode_event",
     "encode_batch",
     "event_ids",
+    "is_keyed",
     "now_ms",
 ]
 
@@ -51,7 +56,8 @@ class AnswerRecorded(msgspec.Struct, frozen=True, kw_only=True, tag="answer_reco
     """An annotator answered a task (accept / reject / ignore)."""
 
     event_id: str
-    """Deterministic id (see `answer_event_id`): the same answer submitted twice is one event."""
+    """Deterministic id (see `answer_event_id`): `dec-…` names the client's decision key,
+    so a retried decision is the same event; `ans-…` (no key) names the content."""
     dataset: str
     """The dataset the task belongs to."""
     session_id: str
@@ -137,7 +143,45 @@ class DatasetDropped(msgspec.Struct, frozen=True, kw_only=True, tag="dataset_dro
     """Schema version."""
 
 
-Event = AnswerRecorded | ReviewRecorded | DatasetConfigured | DatasetDropped
+class QuarantinedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One ledger event set aside by `ledger quarantine` (see `EventsQuarantined`)."""
+
+    seq: int
+    """Stream sequence of the ledger message that holds it."""
+    position: int | None = None
+    """Its place in that message; None: the whole message, which could not be decoded."""
+    event_id: str | None = None
+    """Its id, when it could be read: a quarantine applies to this very event only."""
+    problem: str = ""
+    """Why no reader could project it, as `ledger verify` said."""
+
+
+class EventsQuarantined(
+    msgspec.Struct, frozen=True, kw_only=True, tag="events_quarantined", tag_field="kind"
+):
+    """Events of a dataset that can't be projected were set aside: readers skip them quietly.
+
+    Readers skip an event that can't be projected anyway (`ledger.projectable`), with a
+    warning; after this record they skip it without one, and `ledger verify` lists it as
+    quarantined instead of failing. Nothing is deleted: `quorum drop` and `ledger
+    compact` remove history.
+    """
+
+    event_id: str
+    """Deterministic id over the dataset and the events, so a retried quarantine is one."""
+    dataset: str
+    """The dataset whose events these are (a ledger message holds one dataset's events)."""
+    events: list[QuarantinedEvent]
+    """The events set aside."""
+    reason: str = ""
+    """Why, in the words of whoever ran `ledger quarantine --reason`."""
+    recorded_at: int
+    """Milliseconds since the epoch."""
+    v: int = 1
+    """Schema version."""
+
+
+Event = AnswerRecorded | ReviewRecorded | DatasetConfigured | DatasetDropped | EventsQuarantined
 
 
 class EventBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +197,7 @@ CURRENT_VERSIONS: dict[str, int] = {
     "review_recorded": 1,
     "dataset_configured": 1,
     "dataset_dropped": 1,
+    "events_quarantined": 1,
 }
 
 # (kind, from_version) -> function turning a dict of that version into the next one.
@@ -196,6 +241,15 @@ def _upcast(raw: dict[str, Any]) -> Event:
     return event
 
 
+def decode_event(raw: dict[str, Any]) -> Event:
+    """One event from its JSON object, upcast to the current version.
+
+    Raises `UnknownEventVersion` like `decode_batch`, and `msgspec.ValidationError`
+    (or `ValueError`) for an event no version of its kind describes.
+    """
+    return _upcast(raw)
+
+
 def _kind(event: Event) -> str:
     return str(type(event).__struct_config__.tag)
 
@@ -216,16 +270,39 @@ def decode_batch(data: bytes) -> list[Event]:
     return [_upcast(e) for e in raw.events]
 
 
-def answer_event_id(dataset: str, session: str, task_hash: int, answer: str, example: dict[str, Any]) -> str:
-    """A deterministic id: the same answer to the same task by the same session.
+DECISION_ID_PREFIX = "dec-"
+"""Prefix of the ids of answers that carried a client decision key (`_decision_id`)."""
 
-    A re-submitted batch therefore appends nothing new, while a changed answer (after
-    undo) is a new event that supersedes the old one in projections.
+
+def answer_event_id(
+    dataset: str,
+    session: str,
+    task_hash: int,
+    answer: str,
+    example: dict[str, Any],
+    decision_id: str | None = None,
+) -> str:
+    """A deterministic id for an answer, which is what makes retries idempotent.
+
+    With a client decision key (`_decision_id`, new for every decision the annotator
+    makes), the id names that decision: `dec-…`. A retry of it, at any delay, is the same
+    event and projections count it once. Without a key, the id names the content:
+    `ans-…`. Projections then treat an answer identical to the session's current answer
+    on the task as a no-op, and anything else as a new decision (so accept → reject →
+    accept ends on accept). See docs/api.md, "Changing an answer".
     """
+    if decision_id is not None:
+        digest = xxhash.xxh3_128_hexdigest(canonical_json([dataset, session, task_hash, decision_id]))
+        return f"{DECISION_ID_PREFIX}{digest}"
     digest = xxhash.xxh3_128_hexdigest(
         canonical_json([dataset, session, task_hash, answer, _content(example)])
     )
     return f"ans-{digest}"
+
+
+def is_keyed(event_id: str) -> bool:
+    """True for the id of an answer that carried a client decision key."""
+    return event_id.startswith(DECISION_ID_PREFIX)
 
 
 def config_event_id(dataset: str, recipe: str, view_id: str, config: dict[str, Any]) -> str:
@@ -233,7 +310,7 @@ def config_event_id(dataset: str, recipe: str, view_id: str, config: dict[str, A
     return "cfg-" + xxhash.xxh3_128_hexdigest(canonical_json([dataset, recipe, view_id, config]))
 
 
-_VOLATILE_KEYS = frozenset({"_token", "_timestamp", "_session_id", "_annotator_id"})
+_VOLATILE_KEYS = frozenset({"_token", "_timestamp", "_session_id", "_annotator_id", "_decision_id"})
 
 
 def _content(example: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Appending to and reading from the ledger (the `EVENTS` stream).
 
-The ledger never rewrites: an append publishes one message per batch, with a
-`Nats-Msg-Id` derived from the batch's event ids so that a retried append is
-dropped by JetStream's dedupe window; readers dedupe on event id beyond it.
+The ledger never rewrites: an append publishes one message per batch. JetStream's
+`Nats-Msg-Id` dedupe window is only a cache: a caller passes a dedupe id only when a
+message with the same id provably repeats a stored one (every event of the batch names
+a client decision key, see `ledger.events.answer_event_id`). Everything else is appended
+as sent, and the projections' rules make a repeat count once, at any delay.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ledger.events import (
     DatasetConfigured,
     DatasetDropped,
     Event,
+    EventsQuarantined,
     ReviewRecorded,
     decode_batch,
     encode_batch,
@@ -34,17 +37,19 @@ _KINDS: dict[type, str] = {
     ReviewRecorded: "reviews",
     DatasetConfigured: "config",
     DatasetDropped: "dropped",
+    EventsQuarantined: "quarantined",
 }
 
 
 def batch_msg_id(events: Sequence[Event]) -> str:
-    """The `Nats-Msg-Id` of a ledger message: derived from its event ids, so a retry dedupes."""
+    """A `Nats-Msg-Id` derived from a batch's event ids: equal ids, equal batches."""
     return "b-" + xxhash.xxh3_128_hexdigest(",".join(e.event_id for e in events).encode())
 
 
-def subject_kind(event: Event) -> str:
-    """The last subject token for an event: `answers`, `reviews`, `config`, `dropped`."""
-    return _KINDS[type(event)]
+def subject_kind(event: Event | type[Event]) -> str:
+    """The last subject token for an event (or an event class): `answers`, `reviews`,
+    `config`, `dropped`, `quarantined`."""
+    return _KINDS[event if isinstance(event, type) else type(event)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +78,13 @@ class Ledger:
         self._nc = nc
         self._js = nc.jetstream()
 
-    async def append(self, events: Sequence[Event]) -> int:
+    async def append(self, events: Sequence[Event], *, dedupe: bool = False) -> int:
         """Append `events` (all of one dataset and kind) as one message; return its seq.
 
         Returns only after JetStream acknowledged the write (and, with
-        `sync_interval: always`, fsynced it).
+        `sync_interval: always`, fsynced it). `dedupe`: the batch's event ids name
+        decisions, so an equal batch within JetStream's window is a retry of a stored
+        one and is dropped (the projections would count it once anyway).
         """
         if not events:
             raise ValueError("append needs at least one event")
@@ -85,13 +92,13 @@ class Ledger:
         kind = subject_kind(first)
         if any(e.dataset != first.dataset or subject_kind(e) != kind for e in events):
             raise ValueError("one ledger message holds events of one dataset and kind")
-        msg_id = batch_msg_id(events)
+        headers = {"Nats-Msg-Id": batch_msg_id(events)} if dedupe else None
         try:
             ack = await self._js.publish(
                 events_subject(first.dataset, kind),
                 encode_batch(events),
                 stream=EVENTS_STREAM,
-                headers={"Nats-Msg-Id": msg_id},
+                headers=headers,
                 timeout=10,
             )
         except Exception as exc:

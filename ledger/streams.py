@@ -8,6 +8,10 @@
 - `SEEN` — `quorum.seen.<dataset>.<session>.<task_hash_hex>`, one empty message per
   (session, task) ever handed out under k-overlap: publishing is an atomic
   test-and-set ("first time this session gets this task?").
+- `CLAIMS` — `quorum.claims.<dataset>.<task_hash_hex>.<slot>`, one message per answer
+  slot of a task (its payload: the session holding the slot), written before an answer
+  is appended: without full overlap a task takes answers from at most k sessions, even
+  when a crash redelivered it to more.
 - `HOLDS` — `quorum.holds.<dataset>.<session>`, the latest record (one per subject) of
   the tasks a session holds unanswered, so a reloaded page gets them back.
 - `quorum-config` (KV) — per-dataset configuration and the shared token secret, so no
@@ -29,11 +33,13 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 __all__ = [
+    "CLAIMS_STREAM",
     "CONFIG_BUCKET",
     "EVENTS_STREAM",
     "HOLDS_STREAM",
     "SEEN_STREAM",
     "TASKS_STREAM",
+    "claims_subject",
     "ensure_streams",
     "events_subject",
     "holds_subject",
@@ -46,6 +52,7 @@ EVENTS_STREAM = "EVENTS"
 TASKS_STREAM = "TASKS"
 SEEN_STREAM = "SEEN"
 HOLDS_STREAM = "HOLDS"
+CLAIMS_STREAM = "CLAIMS"
 CONFIG_BUCKET = "quorum-config"
 # Ledger messages carry whole batches of annotated examples.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -66,6 +73,11 @@ def seen_subject(dataset: str, session: str, task_hash_hex: str) -> str:
     return f"quorum.seen.{dataset}.{session}.{task_hash_hex}"
 
 
+def claims_subject(dataset: str, task_hash_hex: str = "*", slot: int | str = "*") -> str:
+    """`quorum.claims.<dataset>.<task_hash_hex>.<slot>`."""
+    return f"quorum.claims.{dataset}.{task_hash_hex}.{slot}"
+
+
 def holds_subject(dataset: str, session: str) -> str:
     """`quorum.holds.<dataset>.<session>`."""
     return f"quorum.holds.{dataset}.{session}"
@@ -76,6 +88,20 @@ def _seen_config() -> StreamConfig:
         name=SEEN_STREAM,
         description="Quorum routing: which session was handed which task (k-overlap)",
         subjects=["quorum.seen.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        discard_new_per_subject=True,
+        allow_direct=True,
+    )
+
+
+def _claims_config() -> StreamConfig:
+    return StreamConfig(
+        name=CLAIMS_STREAM,
+        description="Quorum routing: which sessions hold a task's answer slots",
+        subjects=["quorum.claims.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_msgs_per_subject=1,
@@ -141,6 +167,7 @@ async def ensure_streams(js: JetStreamContext) -> KeyValue:
     await _ensure(js, _tasks_config())
     await _ensure(js, _seen_config())
     await _ensure(js, _holds_config())
+    await _ensure(js, _claims_config())
     try:
         return await js.key_value(CONFIG_BUCKET)
     except (NotFoundError, BadRequestError):

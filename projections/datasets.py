@@ -1,7 +1,8 @@
 """The dataset projection read straight from the ledger: latest answer per task per session.
 
 This is the reference implementation of the dataset's semantics, in plain Python over
-the stream: it dedupes on event id (so a retried append never shows twice), honours
+the stream: the latest decision of a session on a task wins, a retried answer never
+shows twice (see `answers` for the exact rule), it honours
 `DatasetDropped` tombstones and keeps the first k sessions per task. The DuckDB
 `answers` view (`projections/views.sql`) implements the same rules over snapshots and
 the live tail and is what `db-out` and `stats` read; a test holds the two to
@@ -17,7 +18,8 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from ledger.events import AnswerRecorded, DatasetConfigured, DatasetDropped
+from ledger.events import AnswerRecorded, DatasetConfigured, DatasetDropped, is_keyed
+from ledger.projectable import Skips, load_quarantine
 from ledger.store import Ledger
 
 __all__ = ["DatasetStats", "answers", "dataset_stats", "prodigy_record", "to_prodigy"]
@@ -71,7 +73,11 @@ def _cap(config: dict[str, Any]) -> int | None:
 async def answers(
     nc: Client, dataset: str, *, session: str | None = None, answer: str | None = None
 ) -> AsyncIterator[AnswerRecorded]:
-    """The dataset's current answers: the latest per (task, session), in first-answer order.
+    """The dataset's current answers: the latest decision per (task, session), in
+    first-answer order.
+
+    A keyed answer's retry (the same client decision key) and an answer identical to the
+    session's current one on the task change nothing; any other answer replaces it.
 
     Without full overlap, a task keeps the answers of the first k sessions that answered
     it (k = `annotations_per_task`, 1 without overlap): a late answer to a task that went
@@ -81,11 +87,15 @@ async def answers(
     sessions_by_task: dict[int, list[str]] = {}
     seen: set[str] = set()
     cap: int | None = 1
-    async for entry in Ledger(nc).read(dataset):
-        for event in entry.events:
-            if event.event_id in seen:
-                continue
-            seen.add(event.event_id)
+    skips = Skips(await load_quarantine(nc, dataset))  # what no row can hold, the views never see
+    async for raw in Ledger(nc).read_raw(dataset):
+        for _, event, _ in skips.read(raw.seq, raw.data, dataset):
+            # Configurations, drops and keyed answers count at their first place only;
+            # an unkeyed answer counts wherever it is not identical to the current one.
+            if not isinstance(event, AnswerRecorded) or is_keyed(event.event_id):
+                if event.event_id in seen:
+                    continue
+                seen.add(event.event_id)
             if isinstance(event, DatasetDropped):
                 latest.clear()
                 sessions_by_task.clear()
@@ -98,7 +108,9 @@ async def answers(
                     if cap is not None and len(answered) >= cap:
                         continue
                     answered.append(event.session)
-                latest[(event.task_hash, event.session)] = event
+                current = latest.get((event.task_hash, event.session))
+                if current is None or current.event_id != event.event_id:
+                    latest[(event.task_hash, event.session)] = event
     for event in latest.values():
         if session is not None and event.session != session:
             continue

@@ -50,16 +50,25 @@ last_drop AS (
     SELECT dataset, max(ord) AS ord FROM control WHERE kind = 'dataset_dropped' GROUP BY dataset
 ),
 answer_events AS (
-    -- One row per distinct answer event id since the dataset's last drop, at its first
-    -- place there (the same answer given again after a drop counts). An id is derived
-    -- from dataset, session, task and content, so it never spans two groups, and within
-    -- one (task, session) group a 64-bit hash of it is as good as the id (two of a
-    -- session's few answers to one task colliding: ~1e-19) at a fraction of the memory.
+    -- Every answer since the dataset's last drop (the same answer given again after a
+    -- drop counts). A keyed answer (id `dec-…`, named by the client's decision key) counts
+    -- at its first place only, so its retry adds nothing at any delay; an unkeyed one
+    -- (`ans-…`, named by its content) counts wherever it appears. Within one (task,
+    -- session) group a 64-bit hash of the id is as good as the id (two of a session's few
+    -- answers to one task colliding: ~1e-19) at a fraction of the memory.
     SELECT e.dataset, e.task_hash, e.session, hash(e.event_id) AS id,
            min(_event_order(e.seq, e.position)) AS ord
     FROM events e LEFT JOIN last_drop d USING (dataset)
     WHERE e.kind = 'answer_recorded' AND (d.ord IS NULL OR _event_order(e.seq, e.position) > d.ord)
-    GROUP BY e.dataset, e.task_hash, e.session, id
+    GROUP BY e.dataset, e.task_hash, e.session, id,
+             CASE WHEN starts_with(e.event_id, 'dec-') THEN 0 ELSE _event_order(e.seq, e.position) END
+),
+decisions AS (
+    -- An answer identical to the session's current one on the task (the same id just
+    -- before it) changes nothing; any other answer is the session's new decision.
+    SELECT dataset, task_hash, session, ord,
+           id IS DISTINCT FROM lag(id) OVER (PARTITION BY dataset, task_hash, session ORDER BY ord) AS changes
+    FROM answer_events
 ),
 routing AS (
     -- The answers-per-task cap each configuration puts in force.
@@ -71,8 +80,8 @@ routing AS (
     FROM control WHERE kind = 'dataset_configured'
 ),
 per_session AS MATERIALIZED (
-    SELECT dataset, task_hash, session, min(ord) AS first_ord, max(ord) AS last_ord
-    FROM answer_events
+    SELECT dataset, task_hash, session, min(ord) AS first_ord, max(ord) FILTER (WHERE changes) AS last_ord
+    FROM decisions
     GROUP BY dataset, task_hash, session
 ),
 arrivals AS (
@@ -98,10 +107,11 @@ WHERE CASE WHEN coalesce(len(c.before), 0) = 0 THEN p.first_ord = c.firsts[1]
            ELSE len(c.firsts) <= c.before[-1].cap OR p.first_ord <= c.firsts[c.before[-1].cap] END;
 
 -- answers: the current answer of every session to every task — the dataset as db-out
--- exports it. An event id counts once (its first appearance since the last drop), a
--- drop hides everything before it, and without full overlap a task keeps only the first
--- k sessions that answered it (k = annotations_per_task in force when the task was
--- first answered; 1 without overlap or before any configuration).
+-- exports it: its latest decision (a keyed answer's retry and an answer identical to the
+-- current one change nothing; see _answer_keys), a drop hides everything before it, and
+-- without full overlap a task keeps only the first k sessions that answered it
+-- (k = annotations_per_task in force when the task was first answered; 1 without
+-- overlap or before any configuration).
 CREATE VIEW answers AS
 SELECT
     e.dataset,

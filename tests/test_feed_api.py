@@ -55,7 +55,7 @@ async def _ledger_answers(nats_url, dataset):
 def assert_error(response, status, code, fragment):
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error", "message", "status"}
+    assert set(body) - {"task_hash"} == {"error", "message", "status"}
     assert body["status"] == status and body["error"] == code
     assert fragment in body["message"]
 
@@ -116,13 +116,37 @@ def test_answer_is_in_ledger_and_db_out_and_never_handed_out_again(served, nats_
 
 
 def test_same_batch_twice_gives_one_set_of_events(served, nats_url, dataset_name):
+    """The web app's retry: every answer carries its decision key, so the repeat is dropped."""
     tasks = questions(served)["tasks"][:3]
-    batch = [{**t, "answer": "accept", "accept": ["Politics"]} for t in tasks]
+    batch = [
+        {**t, "answer": "accept", "accept": ["Politics"], "_decision_id": f"retry-test-{i:04d}"}
+        for i, t in enumerate(tasks)
+    ]
     assert give(served, batch).status_code == 200
     assert give(served, batch).status_code == 200
     events = run(_ledger_answers(nats_url, dataset_name))
     assert len({e.event_id for e in events}) == 3
     assert len(events) == 3  # the second append was dropped by Nats-Msg-Id dedupe
+    out = quorum_cli("db-out", dataset_name, env={"NATS_URL": nats_url})
+    assert len(out.stdout.splitlines()) == 3
+
+
+def test_same_unkeyed_batch_twice_counts_once(served, nats_url, dataset_name):
+    """Without decision keys the ledger keeps what it was sent; the dataset counts it once."""
+    tasks = questions(served)["tasks"][:3]
+    batch = [{**t, "answer": "accept", "accept": ["Politics"]} for t in tasks]
+    assert give(served, batch).status_code == 200
+    first = {json.loads(line)["_task_hash"]: line for line in _db_out(nats_url, dataset_name)}
+    time.sleep(1.1)  # a later `_timestamp` would show if the repeat counted
+    assert give(served, batch).status_code == 200
+    again = {json.loads(line)["_task_hash"]: line for line in _db_out(nats_url, dataset_name)}
+    assert again == first and len(first) == 3
+
+
+def _db_out(nats_url, dataset):
+    out = quorum_cli("db-out", dataset, env={"NATS_URL": nats_url})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.decode().splitlines()
 
 
 def test_changed_answer_after_undo_supersedes(served, nats_url, dataset_name):
@@ -185,8 +209,23 @@ def test_expired_token_is_403(settings, dataset_name, load, start_server, nats_u
     with httpx.Client(base_url=feed.url, timeout=10) as client:
         task = questions(client)["tasks"][0]
         time.sleep(1.0)
-        assert_error(give(client, [{**task, "answer": "accept"}]), 403, "forbidden", "expired")
+        assert_error(give(client, [{**task, "answer": "accept"}]), 403, "token_expired", "expired")
     assert run(_ledger_answers(nats_url, dataset_name)) == []
+
+
+def test_a_reload_never_returns_a_task_whose_token_expired(settings, dataset_name, load, start_server):
+    """Before: `reload` gave back held tasks with their expired tokens, which the app could
+    only send to be refused (and reload again)."""
+    load(textcat_manual(dataset_name, EXAMPLES / "news.jsonl", "Tech"))
+    feed = start_server(settings, dataset_name, token_ttl=1.0)
+    with httpx.Client(base_url=feed.url, timeout=10) as client:
+        first = {t["_task_hash"] for t in questions(client)["tasks"]}
+        time.sleep(1.5)
+        response = client.post("/get_session_questions?session=alex", json={"reload": True})
+        assert response.status_code == 200, response.text
+        again = response.json()["tasks"]
+        assert again and not first & {t["_task_hash"] for t in again}
+        assert give(client, [{**again[0], "answer": "accept"}]).status_code == 200
 
 
 def test_body_over_limit_is_413(served):

@@ -46,7 +46,8 @@ def _scenario(rng: random.Random, dataset: str, mode: str) -> list[list]:
                 task = rng.randint(1, 12)
                 decision = rng.choice(["accept", "accept", "reject", "ignore"])
                 example = {"text": f"t{task} ✓", "label": "POS", "meta": {"n": task, "f": 0.1 * task}}
-                event = answer(dataset, session, task, decision, example=example)
+                key = f"key{rng.randrange(10**9):09d}" if rng.random() < 0.5 else None
+                event = answer(dataset, session, task, decision, example=example, decision_id=key)
                 batch.append(event)
                 given.append(event)
             batches.append(batch)
@@ -180,29 +181,33 @@ def test_counts_times_datasets_and_session_views(nats_url, dataset_name):
     assert run(_query(nats_url, f"SELECT count(*) FROM answers {q}")) == [(0,)]
 
 
-def test_the_quirks_of_the_reference_hold(nats_url, dataset_name):
-    """Undo then redo (a repeated event id counts once), caps, and answers after a drop."""
+def test_the_latest_decision_wins(nats_url, dataset_name):
+    """Issue 11: accept → reject → accept by one session ends on accept (it ended on reject:
+    the third answer had the first one's content id). A keyed retry and an unkeyed answer
+    identical to the current one change nothing; caps and drops hold."""
     d = dataset_name
-    first = answer(d, "ann", 1, "accept", at=T0)
     run(
         write(
             nats_url,
             [
                 [configure(d)],  # no overlap: one session per task
-                [first],
+                [answer(d, "ann", 1, "accept", at=T0)],
                 [answer(d, "ann", 1, "reject", at=T0 + 1000)],
-                [answer(d, "ann", 1, "accept", at=T0 + 2000)],  # same id as `first`: ignored
-                [answer(d, "bob", 1, "accept", at=T0 + 3000)],  # task 1 went to ann first
-                [answer(d, "bob", 2, "accept", at=T0 + 4000)],
+                [answer(d, "ann", 1, "accept", at=T0 + 2000)],  # same content as the first: a decision
+                [answer(d, "ann", 1, "accept", at=T0 + 2900)],  # identical to the current: no-op
+                [answer(d, "bob", 1, "accept", at=T0 + 3500)],  # task 1 went to ann first
+                [answer(d, "bob", 2, "accept", at=T0 + 4000, decision_id="k-bob-2-first")],
+                [answer(d, "bob", 2, "reject", at=T0 + 4100, decision_id="k-bob-2-second")],
+                [answer(d, "bob", 2, "accept", at=T0 + 4200, decision_id="k-bob-2-first")],  # a late retry
             ],
         )
     )
     expected = run(_reference(nats_url, d))
     assert run(_projected(nats_url, d)) == expected
     lines = [msgspec.json.decode(line) for line in expected.splitlines()]
-    assert [(r["_session_id"], r["_task_hash"], r["answer"]) for r in lines] == [
-        (f"{d}-ann", 1, "reject"),
-        (f"{d}-bob", 2, "accept"),
+    assert [(r["_session_id"], r["_task_hash"], r["answer"], r["_timestamp"]) for r in lines] == [
+        (f"{d}-ann", 1, "accept", (T0 + 2000) // 1000),
+        (f"{d}-bob", 2, "reject", (T0 + 4100) // 1000),
     ]
     # After a drop, the very same answer (same event id, in a new batch) counts again.
     again = [answer(d, "bob", 2, "accept", at=T0 + 4000), answer(d, "bob", 3, "accept", at=T0 + 6000)]

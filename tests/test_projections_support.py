@@ -41,15 +41,19 @@ def answer(
     handed_out_at: int | None = None,
     annotator: str | None = None,
     input_hash: int | None = None,
+    decision_id: str | None = None,
 ) -> AnswerRecorded:
-    """An answer by `session` to task hash `task`; the example defaults to a labelled text."""
+    """An answer by `session` to task hash `task`; the example defaults to a labelled text.
+
+    `decision_id`: the client's decision key, as the web app sends it (`dec-` event id).
+    """
     example = dict(example if example is not None else {"text": f"text {task}", "label": "POSITIVE"})
     example.setdefault("_input_hash", input_hash if input_hash is not None else task * 7)
     example.setdefault("_task_hash", task)
     example.setdefault("_view_id", view_id)
     recorded = at if at is not None else T0 + next(_clock) * 1000
     return AnswerRecorded(
-        event_id=answer_event_id(dataset, session, task, decision, example),
+        event_id=answer_event_id(dataset, session, task, decision, example, decision_id),
         dataset=dataset,
         session_id=f"{dataset}-{session}",
         session=session,

@@ -21,7 +21,15 @@ def test_answer_given_to_one_worker_for_task_from_other_is_recorded(
         batch = client.post("/get_session_questions?session=alex", json={}).json()
         assert len(batch["tasks"]) == settings.batch_size
         task = batch["tasks"][0]
-        answer = {**task, "answer": "accept", "spans": [{"start": 0, "end": 5, "label": "ORG"}]}
+        first = task["tokens"][0]
+        span = {
+            "start": first["start"],
+            "end": first["end"],
+            "token_start": 0,
+            "token_end": 0,
+            "label": "ORG",
+        }
+        answer = {**task, "answer": "accept", "spans": [span]}
         # Many new connections: Granian spreads them over both workers.
         for _ in range(4):
             with httpx.Client(base_url=feed.url, timeout=10) as other:
@@ -35,4 +43,4 @@ def test_answer_given_to_one_worker_for_task_from_other_is_recorded(
     assert len(rows) == 1
     assert rows[0]["answer"] == "accept"
     assert rows[0]["_task_hash"] == int(task["_task_hash"])
-    assert rows[0]["spans"] == [{"start": 0, "end": 5, "label": "ORG"}]
+    assert rows[0]["spans"] == [span]
