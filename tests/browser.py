@@ -103,13 +103,24 @@ class KillableChromium:
         port_file = profile / "DevToolsActivePort"
         port_file.unlink(missing_ok=True)  # a killed browser leaves its port behind
         self.process = subprocess.Popen(
-            [str(CHROMIUM), *CHROMIUM_ARGS, f"--user-data-dir={profile}", "--remote-debugging-port=0"],
+            [
+                str(CHROMIUM),
+                *CHROMIUM_ARGS,
+                # After a SIGKILL the profile says it crashed: open one blank tab, restore nothing.
+                "--no-first-run",
+                "--disable-session-crashed-bubble",
+                "--hide-crash-restore-bubble",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its helper processes share a group that `kill` can end
         )
         lines = until(lambda: port_file.exists() and port_file.read_text().splitlines(), timeout=20)
-        self.browser = browser_type.connect_over_cdp(f"http://127.0.0.1:{int(lines[0])}")
+        # Generous: on a loaded 2-core machine a restarted profile can take a while to attach.
+        self.browser = browser_type.connect_over_cdp(f"http://127.0.0.1:{int(lines[0])}", timeout=90_000)
         self.page = self.browser.contexts[0].new_page()
         self.page.set_default_timeout(10_000)
 
