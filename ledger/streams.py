@@ -83,11 +83,13 @@ def holds_subject(dataset: str, session: str) -> str:
     return f"quorum.holds.{dataset}.{session}"
 
 
-def _seen_config() -> StreamConfig:
+def _test_and_set(name: str, description: str, subjects: str) -> StreamConfig:
+    """A stream whose publish is an atomic test-and-set: one message per subject, ever
+    (discard new per subject), so the first publisher wins and the others are refused."""
     return StreamConfig(
-        name=SEEN_STREAM,
-        description="Quorum routing: which session was handed which task (k-overlap)",
-        subjects=["quorum.seen.>"],
+        name=name,
+        description=description,
+        subjects=[subjects],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_msgs_per_subject=1,
@@ -97,17 +99,15 @@ def _seen_config() -> StreamConfig:
     )
 
 
+def _seen_config() -> StreamConfig:
+    return _test_and_set(
+        SEEN_STREAM, "Quorum routing: which session was handed which task (k-overlap)", "quorum.seen.>"
+    )
+
+
 def _claims_config() -> StreamConfig:
-    return StreamConfig(
-        name=CLAIMS_STREAM,
-        description="Quorum routing: which sessions hold a task's answer slots",
-        subjects=["quorum.claims.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_msgs_per_subject=1,
-        discard=DiscardPolicy.NEW,
-        discard_new_per_subject=True,
-        allow_direct=True,
+    return _test_and_set(
+        CLAIMS_STREAM, "Quorum routing: which sessions hold a task's answer slots", "quorum.claims.>"
     )
 
 

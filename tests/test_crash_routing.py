@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, free_port, quorum_cli
+from tests.test_cli import wait_ready
 from tests.test_ledger_tail import LEDGER
 
 TASKS = 300  # examples/news.jsonl
@@ -45,20 +46,6 @@ def _start(data_dir: Path, port: int, dataset: str, k: int) -> subprocess.Popen[
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, so one SIGKILL takes all of it
     )
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"quorum exited early: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server did not become ready")
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -124,7 +111,7 @@ def test_kill_9_of_everything_and_a_restart_keep_the_routing_invariant(tmp_path,
     annotators: list[Annotator] = []
     stop = threading.Event()
     try:
-        _wait_ready(url, process)
+        wait_ready(url, process)
         # One annotator thinks past the ack wait: its tasks go to others meanwhile, so
         # surplus answers happen on every run, not only when the crash makes them.
         annotators = [Annotator(url, f"s{i}", stop, think=3.5 if i == 3 else 0.0) for i in range(4)]
@@ -135,7 +122,7 @@ def test_kill_9_of_everything_and_a_restart_keep_the_routing_invariant(tmp_path,
             time.sleep(0.05)
         _kill_group(process)
         process = _start(data_dir, port, dataset_name, k)  # at once, same data dir and port
-        _wait_ready(url, process)
+        wait_ready(url, process)
         for annotator in annotators:
             annotator.join(timeout=150)
         assert not any(a.is_alive() for a in annotators), "annotators did not finish"

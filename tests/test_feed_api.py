@@ -39,15 +39,11 @@ def give(client, answers, session="alex"):
     return client.post(f"/give_answers?session={session}", json={"answers": answers, "session_id": session})
 
 
-async def _ledger_answers(nats_url, dataset):
+async def _ledger_answers(nats_url, dataset, kind=AnswerRecorded):
+    """The dataset's events of `kind` in the ledger, repeats included."""
     nc = await connect(nats_url)
     try:
-        return [
-            e
-            async for entry in Ledger(nc).read(dataset)
-            for e in entry.events
-            if isinstance(e, AnswerRecorded)
-        ]
+        return [e async for entry in Ledger(nc).read(dataset) for e in entry.events if isinstance(e, kind)]
     finally:
         await nc.close()
 

@@ -106,24 +106,8 @@ def test_drop_then_reload_and_answer_again_within_the_dedupe_window(
         assert give(client, [{**again, "answer": "accept"}]).status_code == 200
     [row] = rows(nats_url, dataset_name)
     assert row["_task_hash"] == int(task["_task_hash"]) and row["answer"] == "accept"
-    configs = run(_config_events(nats_url, dataset_name))
+    configs = run(_ledger_answers(nats_url, dataset_name, DatasetConfigured))
     assert len(configs) == 2
-
-
-async def _config_events(nats_url: str, dataset: str) -> list[DatasetConfigured]:
-    from ledger.connection import connect
-    from ledger.store import Ledger
-
-    nc = await connect(nats_url)
-    try:
-        return [
-            e
-            async for entry in Ledger(nc).read(dataset)
-            for e in entry.events
-            if isinstance(e, DatasetConfigured)
-        ]
-    finally:
-        await nc.close()
 
 
 @pytest.mark.parametrize("k", [1, 2])
