@@ -1,6 +1,8 @@
-"""Benchmark of the projections: annotator counts, agreement and a full db-out at scale.
+"""Benchmark of the projections: annotator counts, agreement, the dashboard and a full
+db-out at scale.
 
-Writes N synthetic answers (k=2 overlap over S sessions, two labels, some ignores) as
+Writes N synthetic answers (k=2 overlap over S sessions, two labels, some ignores, two
+spans per answer of which one's label some sessions flip, so the review queue has work) as
 Parquet files in the snapshot layout (`dataset=<name>/part-<first>-<last>.parquet`,
 zstd, the `events` columns), starts an embedded NATS (the live tail is empty), then
 times each step in a fresh process so its peak RSS is its own:
@@ -8,9 +10,11 @@ times each step in a fresh process so its peak RSS is its own:
     python benchmarks/projections_bench.py --answers 1000000
     python benchmarks/projections_bench.py --answers 1000000,10000000 --json
 
-Goals (issue 6): annotator_counts < 1 s and agreement < 5 s at 1M answers. "open" is
-reading the (empty) live tail and defining the views; for agreement it also keeps the
-answer keys in a temporary table, as `quorum agreement`, the dashboard and db-out do.
+Goals (issue 6): annotator_counts < 1 s and agreement < 5 s at 1M answers; (issue 22) a
+dashboard refresh (`dashboard_data`, review queue included) about 1 s at 1M. "open" is
+reading the (empty) live tail and defining the views; for agreement and the dashboard it
+also keeps the answer keys in a temporary table, as `quorum agreement`, the dashboard and
+db-out do.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from projections.tail import TAIL_SCHEMA  # noqa: E402
 DATASET = "bench"
 CHUNK = 1_000_000
 T0 = 1_767_225_600_000
-STEPS = ("open", "annotator_counts", "agreement", "db_out")
+STEPS = ("open", "annotator_counts", "agreement", "dashboard", "db_out")
+SPAN_TYPE = TAIL_SCHEMA.field("spans").type
 
 
 def _config_rows() -> list[dict[str, Any]]:
@@ -78,6 +83,24 @@ def _chunk(start: int, count: int, sessions: int, rng: np.random.Generator) -> p
     task_hash = ((task.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(1)).astype(np.int64)
     input_hash = task_hash ^ 0x5BD1E995
     recorded = T0 + index * 2_500  # 1M answers span about 29 days
+    # Two spans per answer; some sessions relabel the second one now and then, so tasks
+    # whose sessions agree on accept/reject can still disagree on spans.
+    relabel = rng.random(count) < 0.02 * session
+    span_starts = np.stack([np.zeros(count, dtype=np.int64), np.full(count, 20, dtype=np.int64)], axis=1)
+    spans = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, 2 * count + 1, 2, dtype=np.int32)),
+        pa.StructArray.from_arrays(
+            [
+                pa.array(span_starts.ravel()),
+                pa.array(span_starts.ravel() + 9),
+                pa.array(np.stack([label, np.where(relabel, "PER", "ORG")], axis=1).ravel()),
+                pa.array(span_starts.ravel() // 10),
+                pa.array(span_starts.ravel() // 10 + 1),
+            ],
+            fields=list(SPAN_TYPE.value_type),
+        ),
+        type=SPAN_TYPE,
+    )
     names = np.array([f"annotator{i}" for i in range(sessions)])
     session_names = names[session]
     examples = [
@@ -106,7 +129,9 @@ def _chunk(start: int, count: int, sessions: int, rng: np.random.Generator) -> p
     }
     arrays = []
     for field in TAIL_SCHEMA:
-        if field.name in columns:
+        if field.name == "spans":
+            arrays.append(spans)
+        elif field.name in columns:
             arrays.append(pa.array(columns[field.name], type=field.type))
         else:
             arrays.append(pa.nulls(count, type=field.type))
@@ -141,7 +166,7 @@ def run_step(step: str, root: Path, last_seq: int, nats_url: str) -> dict[str, A
     from ledger.connection import connect
     from projections.duck import Projections, open_projections
     from projections.export import export_jsonl
-    from projections.reports import agreement_report
+    from projections.reports import agreement_report, dashboard_data
     from projections.snapshots import SnapshotSet
 
     snapshots = SnapshotSet(root, last_seq)
@@ -149,9 +174,8 @@ def run_step(step: str, root: Path, last_seq: int, nats_url: str) -> dict[str, A
     async def open_them() -> Projections:
         nc = await connect(nats_url)
         try:
-            return await open_projections(
-                nc, dataset=DATASET, snapshots=snapshots, materialize=step in ("agreement", "db_out")
-            )
+            materialize = step in ("agreement", "dashboard", "db_out")
+            return await open_projections(nc, dataset=DATASET, snapshots=snapshots, materialize=materialize)
         finally:
             await nc.close()
 
@@ -171,6 +195,10 @@ def run_step(step: str, root: Path, last_seq: int, nats_url: str) -> dict[str, A
             result["krippendorff_alpha"] = report.overall["krippendorff_alpha"]
             result["n_items"] = report.overall["n_items"]
             result["pairs"] = len(report.pairwise)
+        elif step == "dashboard":
+            data = dashboard_data(projections, DATASET)
+            result["disagreement_count"] = data["disagreement_count"]
+            result["review_rows"] = len(data["disagreements"])
         elif step == "db_out":
             with open(os.devnull, "wb") as sink:
                 result["rows"] = export_jsonl(projections, DATASET, sink)

@@ -27,6 +27,7 @@ __all__ = [
     "dashboard_data",
     "dataset_counts",
     "disagreements",
+    "review_queue",
     "session_counts",
 ]
 
@@ -165,20 +166,38 @@ class Disagreement(msgspec.Struct):
 
 def disagreements(projections: Projections, dataset: str, limit: int | None = None) -> list[Disagreement]:
     """Tasks where sessions' decisions differ, oldest first (the order they were answered)."""
-    sql = (
-        "SELECT task_hash, input_hash, text, n_sessions, decisions FROM disagreements "
-        "WHERE dataset = ? ORDER BY answer_order"
-    )
+    return review_queue(projections, dataset, limit)[0]
+
+
+def review_queue(projections: Projections, dataset: str, limit: int | None) -> tuple[list[Disagreement], int]:
+    """The first `limit` disagreements (all without a limit), and how many there are.
+
+    With a limit, the tasks are picked from `_disagreement_tasks` (hashes of decisions,
+    no lists) and only those are read from `disagreements`: the lists of decisions and
+    the example texts are built for `limit` tasks, not for the whole queue (issue 22).
+    """
+    sql = "SELECT task_hash, input_hash, text, n_sessions, decisions FROM disagreements WHERE dataset = ?"
     params: list[Any] = [dataset]
+    total: int | None = None
     if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [
+        picked = projections.execute(
+            "SELECT task_hash, count(*) OVER () FROM _disagreement_tasks WHERE dataset = ? "
+            "ORDER BY answer_order, task_hash LIMIT ?",
+            [dataset, max(limit, 1)],
+        ).fetchall()
+        total = picked[0][1] if picked else 0
+        if limit < 1 or not picked:
+            return [], total
+        sql += " AND list_contains(?, task_hash)"
+        params.append([task for task, _ in picked])
+    rows = projections.execute(sql + " ORDER BY answer_order, task_hash", params).fetchall()
+    queue = [
         Disagreement(
             task, input_hash, text, n, [{k: v for k, v in d.items() if v is not None} for d in decided]
         )
-        for task, input_hash, text, n, decided in projections.execute(sql, params).fetchall()
+        for task, input_hash, text, n, decided in rows
     ]
+    return queue, len(queue) if total is None else total
 
 
 async def answer_counts(nc: Client, dataset: str, snapshot_dir: str | None = None) -> Counter[str]:
@@ -297,8 +316,7 @@ def dashboard_data(
     tasks_answered = projections.execute(
         "SELECT count(DISTINCT task_hash) FROM answers WHERE dataset = ?", [dataset]
     ).fetchone()
-    queue = disagreements(projections, dataset, review_limit)
-    count = projections.execute("SELECT count(*) FROM disagreements WHERE dataset = ?", [dataset]).fetchone()
+    queue, queued = review_queue(projections, dataset, review_limit)
     totals = {key: sum(row[key] for row in per_day) for key in ("answers", "accept", "reject", "ignore")}
     return {
         "dataset": dataset,
@@ -312,7 +330,7 @@ def dashboard_data(
         "agreement_note": agreement_note,
         "task_seconds": {"median": times[0], "mean": times[1], "n": times[2]} if times else None,
         "disagreements": msgspec.to_builtins(queue),
-        "disagreement_count": count[0] if count else 0,
+        "disagreement_count": queued,
     }
 
 

@@ -386,27 +386,35 @@ SELECT dataset, session_a, session_b, mode, label, score.precision AS precision,
        score.f1 AS f1, matched, n_a, n_b, n_items
 FROM scored;
 
+-- _decision_key: what a session decided on a task (answer, options, spans by start, end
+-- and label, in any order) as one 64-bit hash: equal decisions, equal keys. Comparing
+-- hashes instead of strings built from every answer keeps the review queue cheap at
+-- millions of answers (two different decisions colliding: ~5e-20 per pair).
+CREATE MACRO _decision_key(answer, accept, spans) AS
+    hash(answer, coalesce(list_sort(accept), []),
+         list_sort(list_transform(coalesce(spans, []), lambda s: hash(s.start, s."end", s.label))));
+
+-- _disagreement_tasks: which tasks are in the review queue, without the detail. The
+-- dashboard takes the first N of these by answer_order and asks `disagreements` for those
+-- tasks only (projections/reports.py), so the lists of decisions are built for N tasks.
+CREATE VIEW _disagreement_tasks AS
+SELECT dataset, task_hash, count(*) AS n_sessions, min(answer_order) AS answer_order
+FROM (SELECT dataset, task_hash, answer_order, _decision_key(answer, accept, spans) AS decision
+      FROM answers WHERE answer <> 'ignore')
+GROUP BY dataset, task_hash
+HAVING count(*) >= 2 AND min(decision) <> max(decision);
+
 -- disagreements: the review queue — tasks two or more sessions answered (ignores aside)
--- with different decisions, and what each session decided.
+-- with different decisions, and what each session decided. A filter on dataset and
+-- task_hash reaches both scans of `answers` (grouping keys), so asking for a few tasks
+-- is cheap.
 CREATE VIEW disagreements AS
-WITH decided AS (
-    SELECT dataset, task_hash, input_hash, session, answer, label, accept, spans, example, answered_at,
-           answer_order,
-           answer || '|' || coalesce(array_to_string(list_sort(accept), ','), '') || '|'
-           || coalesce(array_to_string(list_sort(list_transform(spans, lambda s:
-                  concat_ws(':', s.start, s."end", s.label))), ','), '') AS decision
-    FROM answers WHERE answer <> 'ignore'
-),
-grouped AS (
-    SELECT dataset, task_hash, any_value(input_hash) AS input_hash,
-           count(*) AS n_sessions, count(DISTINCT decision) AS n_decisions,
-           min(answer_order) AS answer_order, max(answered_at) AS last_answered_at,
-           any_value(example) AS example,
-           list({'session': session, 'answer': answer, 'label': label, 'accept': accept,
-                 'spans': spans} ORDER BY session) AS decisions
-    FROM decided GROUP BY dataset, task_hash
-    HAVING count(*) >= 2 AND count(DISTINCT decision) > 1
-)
-SELECT dataset, task_hash, input_hash, example ->> '$.text' AS text, n_sessions, n_decisions,
-       decisions, last_answered_at, answer_order
-FROM grouped;
+SELECT a.dataset, a.task_hash, any_value(a.input_hash) AS input_hash,
+       any_value(a.example) ->> '$.text' AS text, count(*) AS n_sessions,
+       count(DISTINCT _decision_key(a.answer, a.accept, a.spans)) AS n_decisions,
+       list({'session': a.session, 'answer': a.answer, 'label': a.label, 'accept': a.accept,
+             'spans': a.spans} ORDER BY a.session) AS decisions,
+       max(a.answered_at) AS last_answered_at, min(a.answer_order) AS answer_order
+FROM answers a SEMI JOIN _disagreement_tasks t ON a.dataset = t.dataset AND a.task_hash = t.task_hash
+WHERE a.answer <> 'ignore'
+GROUP BY a.dataset, a.task_hash;

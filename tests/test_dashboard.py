@@ -1,5 +1,6 @@
 """The dashboard in a real Chromium against real feed workers: admin login, the four plots
-drawn as SVG from the projections, a fresh answer after Refresh, and a screenshot."""
+drawn as SVG from the projections, a fresh answer after Refresh, and a screenshot; and its
+review queue, which reads the first N disagreements only (issue 22)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+from ledger.connection import connect
+from projections.duck import open_projections
+from projections.reports import review_queue
 from tests.browser import SCREENSHOTS, launch_chromium, off_loop
 from tests.conftest import run
 from tests.test_projections_support import DAY_MS, T0, answer, configure, register, write
 
-pytestmark = pytest.mark.browser
 TOKEN = "open-sesame-6"
 SESSIONS = ["alex", "blake", "casey"]
 
@@ -39,6 +42,7 @@ def browser() -> Iterator[Any]:
     yield from launch_chromium()
 
 
+@pytest.mark.browser
 def test_dashboard_draws_the_projections(browser, settings, dataset_name, start_server, nats_url):
     # Playwright's sync API runs an event loop in this thread: asyncio work goes elsewhere.
     off_loop(lambda: run(write(nats_url, _ledger(dataset_name))))
@@ -95,3 +99,52 @@ def test_dashboard_draws_the_projections(browser, settings, dataset_name, start_
         assert errors == []
     finally:
         context.close()
+
+
+def _span(start: int, end: int, label: str) -> dict[str, Any]:
+    return {"start": start, "end": end, "label": label, "token_start": start, "token_end": end}
+
+
+def _ner(dataset: str, session: str, task: int, decision: str, spans: list[dict[str, Any]]) -> Any:
+    example = {"text": f"Report {task}", "spans": spans}
+    return answer(dataset, session, task, decision, view_id="ner_manual", example=example)
+
+
+def test_review_queue_takes_the_first_n_of_the_view_issue_22(nats_url, dataset_name):
+    d = dataset_name
+    one, two = _span(0, 6, "ORG"), _span(7, 8, "CARDINAL")
+    batches: list[list[Any]] = [[configure(d, feed_overlap=True, labels=["ORG", "CARDINAL"])]]
+    for task in range(1, 9):
+        batches.append([_ner(d, "alex", task, "accept", [one, two])])
+    batches.append([_ner(d, "blake", 1, "accept", [two, one])])  # the same spans, in another order
+    batches.append([_ner(d, "blake", 2, "accept", [one])])  # a span fewer
+    batches.append([_ner(d, "blake", 3, "reject", [one, two])])  # another answer
+    batches.append([_ner(d, "blake", 4, "accept", [one, {**two, "label": "ORG"}])])  # another label
+    batches.append([_ner(d, "blake", 5, "ignore", [])])  # ignores aside: one session left
+    batches.append([_ner(d, "blake", 6, "accept", [one, {**two, "token_end": 9}])])  # tokens aside
+    batches.append([_ner(d, "blake", 7, "accept", []), _ner(d, "casey", 7, "accept", [])])
+    batches.append([_ner(d, "blake", 8, "accept", [one, two]), _ner(d, "casey", 8, "accept", [two])])
+    off_loop(lambda: run(write(nats_url, batches)))  # Playwright may hold this thread's loop
+
+    async def read() -> Any:
+        nc = await connect(nats_url)
+        try:
+            with await open_projections(nc, dataset=d, materialize=True) as projections:
+                return (
+                    projections.execute(
+                        "SELECT task_hash, n_sessions, n_decisions FROM disagreements WHERE dataset = ? "
+                        "ORDER BY answer_order",
+                        [d],
+                    ).fetchall(),
+                    [review_queue(projections, d, limit) for limit in (None, 2, 0)],
+                )
+        finally:
+            await nc.close()
+
+    view, ((everything, total), (first, counted), (none, still_counted)) = off_loop(lambda: run(read()))
+    assert view == [(2, 2, 2), (3, 2, 2), (4, 2, 2), (7, 3, 2), (8, 3, 2)]
+    assert [item.task_hash for item in everything] == [2, 3, 4, 7, 8] and total == 5
+    assert first == everything[:2] and counted == 5
+    assert none == [] and still_counted == 5
+    assert first[0].text == "Report 2" and first[0].n_sessions == 2
+    assert [(x["session"], len(x["spans"])) for x in first[0].decisions] == [("alex", 2), ("blake", 1)]
