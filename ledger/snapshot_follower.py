@@ -169,6 +169,10 @@ async def _follow(nats_url: str, location: str, interval: float, stop: asyncio.E
             await asyncio.wait_for(stop.wait(), pause)
 
 
+_STOP_GRACE = 5.0
+"""Seconds a stopping follower may take to commit before it is cancelled."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m ledger.snapshot_follower --nats-url URL --snapshot-dir DIR`."""
     parser = argparse.ArgumentParser(description="Keep Parquet snapshots of the ledger current.")
@@ -183,7 +187,14 @@ def main(argv: list[str] | None = None) -> None:
         # this process with SIGTERM after its feed workers.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await _follow(args.nats_url, args.snapshot_dir, args.interval, stop)
+        follower = asyncio.create_task(_follow(args.nats_url, args.snapshot_dir, args.interval, stop))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({follower, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        # Told to stop: commit what was buffered, but never hold the owner's shutdown up
+        # for long (with NATS gone, a connect attempt would otherwise run its course).
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(follower, _STOP_GRACE)
 
     asyncio.run(run())
 

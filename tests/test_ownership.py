@@ -279,7 +279,7 @@ def test_a_nats_server_that_keeps_dying_ends_quorum_with_a_clear_message(process
     (data_dir / "nats.conf").write_text("this is { not a config\n")  # every restart fails
     os.kill(_owner_file(data_dir)["nats_pid"], signal.SIGKILL)
 
-    assert quorum.wait(timeout=30) == 1
+    assert quorum.wait(timeout=60) == 1
     log = processes.log(port)
     assert "stopped 5 times within a minute" in log and str(data_dir / "nats.log") in log
     assert "Traceback" not in log
