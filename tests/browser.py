@@ -118,10 +118,14 @@ class KillableChromium:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its helper processes share a group that `kill` can end
         )
-        lines = until(lambda: port_file.exists() and port_file.read_text().splitlines(), timeout=20)
-        # Generous: on a loaded 2-core machine a restarted profile can take a while to attach.
-        self.browser = browser_type.connect_over_cdp(f"http://127.0.0.1:{int(lines[0])}", timeout=90_000)
-        self.page = self.browser.contexts[0].new_page()
+        try:
+            lines = until(lambda: port_file.exists() and port_file.read_text().splitlines(), timeout=20)
+            # Generous: on a loaded 2-core machine a restarted profile can take a while to attach.
+            self.browser = browser_type.connect_over_cdp(f"http://127.0.0.1:{int(lines[0])}", timeout=90_000)
+            self.page = self.browser.contexts[0].new_page()
+        except BaseException:
+            self.kill()  # nobody gets a handle to close it: never leave it running
+            raise
         self.page.set_default_timeout(10_000)
 
     def kill(self) -> None:
