@@ -29,6 +29,7 @@ from ledger.processes import dies_with_this_process
 from quorum.ownership import (
     OwnerLock,
     acquire,
+    bind_error,
     check_no_leftovers,
     current_owner,
     describe_processes,
@@ -63,16 +64,6 @@ def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -193,7 +184,7 @@ def start_embedded(
 def _start(lock: OwnerLock, port: int, timeout: float) -> EmbeddedNats:
     data_dir = lock.data_dir
     check_no_leftovers(data_dir)
-    if port and not _port_is_free("127.0.0.1", port):
+    if port and bind_error("127.0.0.1", port) is not None:
         holders = describe_processes(port_holders(port)) or "a process this user cannot see"
         raise QuorumError(
             f"NATS port {port} is in use by {holders}; stop it, or set QUORUM_NATS_PORT to a free "

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import shlex
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "OwnerLock",
     "ProcessInfo",
     "acquire",
+    "bind_error",
     "check_no_leftovers",
     "check_unowned",
     "current_owner",
@@ -328,6 +330,17 @@ def check_no_leftovers(data_dir: Path, *, grace: float = 2.0) -> None:
             f"{describe_processes(found)}. Their owner is gone and two servers must never share a "
             f"store: stop them with `kill {pids}`, then start again"
         )
+
+
+def bind_error(host: str, port: int) -> str | None:
+    """None if `port` on `host` can be bound right now, else the system's reason."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _listening_inodes(port: int) -> set[str]:

@@ -38,7 +38,14 @@ from ledger.streams import ensure_streams
 from ledger.tasks import LoadSummary, count_tasks, load_tasks
 from projections.datasets import answers
 from quorum.natsd import EmbeddedNats, start_embedded
-from quorum.ownership import acquire, check_no_leftovers, describe_processes, leftovers, port_holders
+from quorum.ownership import (
+    acquire,
+    bind_error,
+    check_no_leftovers,
+    describe_processes,
+    leftovers,
+    port_holders,
+)
 from quorum.settings import Settings
 from recipes.registry import Components
 
@@ -66,13 +73,9 @@ def check_port(host: str, port: int, data_dir: Path | None = None) -> None:
     A holder that works for `data_dir` (this Quorum's data) is a leftover of an owner
     that died: the error says what to kill, since another port would only hide it.
     """
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((bind_address(host), port))
-            return
-        except OSError as exc:
-            reason = exc.strerror
+    reason = bind_error(bind_address(host), port)
+    if reason is None:
+        return
     holders = port_holders(port)
     if data_dir is not None and any(h.data_dir == data_dir.resolve() for h in holders):
         left = leftovers(data_dir)  # the Granian master too, which would respawn a worker
