@@ -24,10 +24,10 @@ import xxhash
 from feed.errors import InvalidAnswer
 from ledger.events import ANSWERS
 from ledger.hashing import canonical_json, parse_hash
+from ledger.projectable import INT64_MAX, INT64_MIN, first_oversized_int
 
 __all__ = ["BOOKKEEPING", "INT64_MAX", "INT64_MIN", "NeedsServedTask", "check_answer", "content_digest"]
 
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 # A client's bookkeeping: never part of the task as served, so always the client's to set.
 BOOKKEEPING = frozenset({"answer", "_token", "_session_id", "_timestamp", "_annotator_id", "_decision_id"})
 _HASH_KEYS = ("_input_hash", "_task_hash")
@@ -207,20 +207,12 @@ def _same(a: Any, b: Any) -> bool:
 
 def _check_ints(answer: Mapping[str, Any]) -> None:
     """Every integer fits int64 (hashes are parsed on their own: they may be unsigned)."""
-    stack: list[tuple[tuple[str | int, ...], Any]] = [
-        ((k,), v) for k, v in reversed(list(answer.items())) if k not in _HASH_KEYS
-    ]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(((*path, k), v) for k, v in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
-        elif isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-            raise InvalidAnswer(
-                f"{_path(path)} does not fit a signed 64-bit integer "
-                f"({INT64_MIN} to {INT64_MAX}); send a smaller number"
-            )
+    found = first_oversized_int({k: v for k, v in answer.items() if k not in _HASH_KEYS})
+    if found is not None:
+        raise InvalidAnswer(
+            f"{_path(found[0])} does not fit a signed 64-bit integer "
+            f"({INT64_MIN} to {INT64_MAX}); send a smaller number"
+        )
 
 
 def _check_bookkeeping(answer: Mapping[str, Any]) -> None:

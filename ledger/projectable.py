@@ -60,6 +60,7 @@ __all__ = [
     "Unprojectable",
     "event_fields",
     "example_fields",
+    "first_oversized_int",
     "load_quarantine",
     "oversized_int",
     "parse_address",
@@ -135,21 +136,32 @@ def _may_be_too_big(text: bytes) -> bool:
     return False
 
 
-def oversized_int(value: Any, path: str) -> str | None:
-    """The first integer in `value` past int64, as `path…: N does not fit …`."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+def first_oversized_int(value: Any) -> tuple[tuple[str | int, ...], int] | None:
+    """The first integer in `value` (in document order) outside int64: its path of keys
+    and indexes, and the number. Booleans are not integers here."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while stack:
-        item, where = stack.pop()
+        path, item = stack.pop()
         if isinstance(item, bool):
             continue
         if isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
-                return f"{where}: {item} does not fit a signed 64-bit integer"
+                return path, item
         elif isinstance(item, dict):
-            stack.extend((v, f"{where}.{k}") for k, v in reversed(item.items()))
+            stack.extend(((*path, k), v) for k, v in reversed(item.items()))
         elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item))))
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(item))))
     return None
+
+
+def oversized_int(value: Any, path: str) -> str | None:
+    """The first integer in `value` past int64, as `path…: N does not fit …`."""
+    found = first_oversized_int(value)
+    if found is None:
+        return None
+    parts, number = found
+    where = path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    return f"{where}: {number} does not fit a signed 64-bit integer"
 
 
 def _check_spans(spans: list[Span] | None) -> None:
