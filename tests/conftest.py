@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from quorum.natsd import start_embedded
+from quorum.natsd import EmbeddedNats, start_embedded
 from quorum.serve import FeedProcess, load_components, start_feed
 from quorum.settings import Settings, load_settings
 from recipes.registry import Components
@@ -59,6 +59,16 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A nats-server of this test's own (history tests that need a ledger nobody shares)."""
+    nats = start_embedded(tmp_path / "nats")
+    try:
+        yield nats
+    finally:
+        nats.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -27,19 +26,9 @@ from ledger.columns import EVENT_SCHEMA
 from ledger.connection import connect
 from ledger.snapshot_store import MANIFEST_NAME, SnapshotStore
 from ledger.streams import EVENTS_STREAM, events_subject
-from quorum.natsd import EmbeddedNats, start_embedded
+from quorum.natsd import start_embedded
 from tests.conftest import quorum_cli, run
 from tests.test_projections_support import DAY_MS, T0, answer, configure, drop, register, write
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    """A nats-server of this test's own."""
-    nats = start_embedded(tmp_path / "nats")
-    try:
-        yield nats
-    finally:
-        nats.stop()
 
 
 def ledger_cli(url: str, *args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[bytes]:

@@ -17,9 +17,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -35,7 +33,6 @@ from ledger.snapshots import snapshot
 from ledger.streams import EVENTS_STREAM, events_subject
 from projections.datasets import answers, to_prodigy
 from projections.reports import dashboard
-from quorum.natsd import EmbeddedNats, start_embedded
 from tests.conftest import quorum_cli, run
 from tests.test_projections_support import answer, configure, register, write
 
@@ -92,15 +89,6 @@ class Ledger:
     bad: list[Bad]
     good: set[tuple[str, int]]
     """(session, task hash) of every current good answer."""
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    nats = start_embedded(tmp_path / "nats")
-    try:
-        yield nats
-    finally:
-        nats.stop()
 
 
 @pytest.fixture(autouse=True)
