@@ -64,6 +64,7 @@ class SnapshotFollower:
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._stop = threading.Event()
+        self._grace = 15.0
         self._monitor: threading.Thread | None = None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -93,7 +94,7 @@ class SnapshotFollower:
             while self.process.poll() is None and not self._stop.wait(0.5):
                 pass
             if self._stop.is_set():
-                self._end(self.process)
+                self._end(self.process, self._grace)
                 return
             # It died (killed, out of memory): start another, pausing longer each time
             # unless the last one lived a good while.
@@ -103,7 +104,7 @@ class SnapshotFollower:
                 return
 
     @staticmethod
-    def _end(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -112,8 +113,10 @@ class SnapshotFollower:
                 process.kill()
                 process.wait()
 
-    def stop(self) -> None:
-        """Stop the child (it commits what it buffered) and the supervision."""
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the child (it commits what it buffered, within `grace` seconds, else it is
+        killed: what it had not committed is still in the ledger) and the supervision."""
+        self._grace = grace
         self._stop.set()
         if self._monitor is not None:
             self._monitor.join()
@@ -137,7 +140,11 @@ def keep_snapshots(
     follower.start()
     try:
         yield follower
-    finally:
+    except BaseException:
+        # Serving failed (NATS kept dying, say): nothing is worth waiting for on the way out.
+        follower.stop(grace=2.0)
+        raise
+    else:
         follower.stop()
 
 

@@ -295,13 +295,18 @@ def run_feed(settings: Settings, nats_url: str, banner: str, nats: EmbeddedNats 
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     feed: FeedProcess | None = None
+    grace = 8.0
     try:
         feed = start_feed(settings, nats_url)
         if nats is not None:
             nats.lock.update(feed_pid=feed.process.pid)
         console.print(banner.format(url=feed.url))
         while not stop and feed.process.poll() is None:
-            restarted = nats.keep_alive() if nats is not None else None
+            try:
+                restarted = nats.keep_alive() if nats is not None else None
+            except QuorumError:
+                grace = 2.0  # NATS is gone: the workers have nothing left to finish
+                raise
             if restarted:
                 console.print(f"[yellow]⚠ {restarted}[/]")
             time.sleep(0.2)
@@ -311,7 +316,7 @@ def run_feed(settings: Settings, nats_url: str, banner: str, nats: EmbeddedNats 
         signal.signal(signal.SIGTERM, previous)
         if feed is not None:
             console.print("Stopping Quorum…")
-            feed.stop()
+            feed.stop(grace)
 
 
 def serve_components(

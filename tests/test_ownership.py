@@ -23,7 +23,7 @@ import pytest
 
 from ledger.errors import QuorumError
 from quorum.natsd import start_embedded
-from quorum.ownership import acquire, current_owner, leftovers
+from quorum.ownership import acquire, current_owner, describe_processes, leftovers
 from quorum.serve import check_port, start_feed
 from recipes.textcat import textcat_manual
 from tests.browser import until
@@ -279,7 +279,13 @@ def test_a_nats_server_that_keeps_dying_ends_quorum_with_a_clear_message(process
     (data_dir / "nats.conf").write_text("this is { not a config\n")  # every restart fails
     os.kill(_owner_file(data_dir)["nats_pid"], signal.SIGKILL)
 
-    assert quorum.wait(timeout=60) == 1
+    try:
+        code = quorum.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        still = describe_processes(leftovers(data_dir))
+        nats_log = (data_dir / "nats.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"still running: {still}\n{processes.log(port)}\n{nats_log}") from None
+    assert code == 1
     log = processes.log(port)
     assert "stopped 5 times within a minute" in log and str(data_dir / "nats.log") in log
     assert "Traceback" not in log
