@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.ledger_bench import _load, _start_nats  # noqa: E402
-from quorum.natsd import start_embedded  # noqa: E402
+from ledger.natsd import start_embedded  # noqa: E402
 
 
 def _ledger(url: str, *args: str) -> tuple[float, str]:

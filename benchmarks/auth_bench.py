@@ -30,10 +30,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ledger.natsd import _free_port, start_embedded  # noqa: E402
 from quorum.cli.users import add_user  # noqa: E402
-from quorum.natsd import _free_port, start_embedded  # noqa: E402
-from quorum.serve import load_components, start_feed  # noqa: E402
-from quorum.settings import load_settings  # noqa: E402
+from quorum.serve import start_feed  # noqa: E402
+from recipes.runner import load_components  # noqa: E402
+from recipes.settings import load_settings  # noqa: E402
 from recipes.textcat import textcat_manual  # noqa: E402
 
 

@@ -50,9 +50,9 @@ sys.path.insert(0, str(ROOT))
 
 from ledger.connection import connect  # noqa: E402
 from ledger.events import AnswerRecorded, answer_event_id, now_ms  # noqa: E402
+from ledger.natsd import _free_port  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 from ledger.streams import EVENTS_STREAM  # noqa: E402
-from quorum.natsd import _free_port  # noqa: E402
 
 DATASET = "bench_ner"
 LABELS = ("PERSON", "ORG", "LOC")
@@ -161,8 +161,8 @@ _DASHBOARD_CODE = """
 import asyncio, sys
 from ledger.connection import connect
 from projections.reports import dashboard
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from ledger.natsd import nats_server
+from recipes.settings import load_settings
 
 async def main(url):
     nc = await connect(url)

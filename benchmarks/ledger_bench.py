@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 from ledger.connection import connect  # noqa: E402
 from ledger.datasets import DatasetInfo, save_dataset  # noqa: E402
 from ledger.events import DatasetConfigured  # noqa: E402
+from ledger.natsd import _free_port, nats_binary  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 from ledger.streams import ensure_streams  # noqa: E402
-from quorum.natsd import _free_port, nats_binary  # noqa: E402
 
 DATASETS = ("bench_a", "bench_b")
 T0 = 1_767_225_600_000

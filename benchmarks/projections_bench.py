@@ -216,7 +216,7 @@ def _peak_rss_kb() -> int:
 
 
 def bench(answers: int, sessions: int, keep: Path | None) -> dict[str, Any]:
-    from quorum.natsd import start_embedded
+    from ledger.natsd import start_embedded
 
     work = Path(tempfile.mkdtemp(prefix="quorum-bench-"))
     root = keep or work / "snapshots"

@@ -36,8 +36,8 @@ from ledger.connection import connect
 from ledger.errors import LedgerUnavailable, QuorumError, UnknownDataset
 from ledger.names import NAME_JSON_PATTERN, NAME_PATTERN
 from projections.reports import dashboard
-from quorum.logging import configure_logging
-from quorum.settings import Settings, load_settings
+from recipes.logs import configure_logging
+from recipes.settings import Settings, load_settings
 from web import WEB_DIR
 
 __all__ = ["create_app"]

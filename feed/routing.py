@@ -1,13 +1,6 @@
-"""Routing tasks from the TASKS stream to sessions, through JetStream pull consumers.
+"""Handing tasks out to sessions and claiming answer slots, over the routes of
+`ledger.routes` (no overlap, full overlap, k per task).
 
-Three modes, chosen per dataset and kept in its configuration (so every worker and every
-restart agrees):
-
-- **no overlap** (`feed_overlap=false`): one shared durable consumer, `feed-<dataset>`.
-  Each task goes to one session; one not answered within `ack_wait` goes to whoever asks
-  next.
-- **full overlap** (`feed_overlap=true`): one durable consumer per session. Every session
-  sees every task once; its own unanswered tasks come back to it after `ack_wait`.
 - **k per task** (`annotations_per_task=k`): k shared "slot" consumers. A session takes a
   task from at most one slot — guarded by an atomic test-and-set in the `SEEN` stream —
   so each task reaches exactly k distinct sessions, whenever they join. Nothing is
@@ -28,164 +21,28 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
-from ledger.datasets import DatasetInfo
-from ledger.errors import LedgerError
 from ledger.hashing import hash_hex
-from ledger.streams import (
-    CLAIMS_STREAM,
-    SEEN_STREAM,
-    TASKS_STREAM,
-    claims_subject,
-    seen_subject,
-    tasks_subject,
-)
+from ledger.routes import Route
+from ledger.streams import CLAIMS_STREAM, SEEN_STREAM, TASKS_STREAM, claims_subject, seen_subject
 
 __all__ = [
     "Claim",
-    "Route",
+    "ConsumerMissing",
     "ack_tasks",
     "claim_answer",
-    "consumer_info",
-    "consumer_name",
-    "ensure_consumer",
-    "ensure_consumers",
+    "claim_first_time",
     "fetch_tasks",
+    "release",
     "release_claims",
-    "route_for",
-    "route_of",
 ]
 
 _STATUS = "Status"
 _PER_SUBJECT_LIMIT = 10077
-Mode = Literal["none", "full", "k"]
-
-
-@dataclass(frozen=True)
-class Route:
-    """How a dataset's tasks reach sessions."""
-
-    dataset: str
-    mode: Mode
-    k: int
-    ack_wait: float
-    max_ack_pending: int
-    session_idle: float = 7 * 86400.0
-
-    def consumers_for(self, session: str) -> list[str]:
-        """The consumers a session draws from, in order of preference."""
-        if self.mode == "full":
-            return [session_consumer_name(self.dataset, session)]
-        if self.mode == "k":
-            return [slot_consumer_name(self.dataset, slot) for slot in range(self.k)]
-        return [consumer_name(self.dataset)]
-
-
-def route_for(
-    dataset: str,
-    *,
-    feed_overlap: bool,
-    annotations_per_task: int | None,
-    ack_wait: float,
-    max_ack_pending: int,
-    session_idle: float = 7 * 86400.0,
-) -> Route:
-    """The route for a dataset's routing settings (k=1 is plain no-overlap)."""
-    if feed_overlap:
-        mode: Mode = "full"
-    elif annotations_per_task and annotations_per_task > 1:
-        mode = "k"
-    else:
-        mode = "none"
-    return Route(dataset, mode, annotations_per_task or 1, ack_wait, max_ack_pending, session_idle)
-
-
-def route_of(info: DatasetInfo) -> Route:
-    """The route of a configured dataset."""
-    return route_for(
-        info.dataset,
-        feed_overlap=info.feed_overlap,
-        annotations_per_task=info.annotations_per_task,
-        ack_wait=info.ack_wait,
-        max_ack_pending=info.max_ack_pending,
-        session_idle=info.session_idle,
-    )
-
-
-def consumer_name(dataset: str) -> str:
-    """The shared durable consumer of a no-overlap dataset."""
-    return f"feed-{dataset}"
-
-
-def slot_consumer_name(dataset: str, slot: int) -> str:
-    """Slot `slot` of a k-overlap dataset. The length prefix keeps names apart that a
-    plain `feed-<dataset>-k<slot>` would merge (slot 0 of `news`, dataset `news-k0`)."""
-    return f"slot-{len(dataset)}-{dataset}-{slot}"
-
-
-def session_consumer_name(dataset: str, session: str) -> str:
-    """A full-overlap session's own consumer. `_` never appears in `len`, so no clash."""
-    return f"sess-{len(dataset)}-{dataset}-{session}"
-
-
-def _config(route: Route, name: str, *, idle: float | None = None) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=name,
-        filter_subject=tasks_subject(route.dataset),
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=route.ack_wait,
-        max_ack_pending=route.max_ack_pending,
-        max_deliver=-1,
-        max_waiting=4096,
-        inactive_threshold=idle,
-    )
-
-
-async def _add(nc: Client, config: ConsumerConfig) -> None:
-    # Creating a durable that exists updates it in place (e.g. a new --ack-wait).
-    try:
-        await nc.jetstream().add_consumer(TASKS_STREAM, config)
-    except BadRequestError as exc:
-        raise LedgerError(f"cannot set up task consumer {config.durable_name!r}: {exc.description}") from exc
-
-
-async def ensure_consumers(nc: Client, route: Route) -> None:
-    """Create (or update) the dataset's shared consumers; session consumers come lazily."""
-    if route.mode == "none":
-        await _add(nc, _config(route, consumer_name(route.dataset)))
-    elif route.mode == "k":
-        for slot in range(route.k):
-            await _add(nc, _config(route, slot_consumer_name(route.dataset, slot)))
-
-
-async def ensure_consumer(nc: Client, dataset: str, *, ack_wait: float, max_ack_pending: int) -> None:
-    """The no-overlap consumer of `dataset` (kept for callers that predate routing modes)."""
-    await ensure_consumers(
-        nc,
-        route_for(
-            dataset,
-            feed_overlap=False,
-            annotations_per_task=None,
-            ack_wait=ack_wait,
-            max_ack_pending=max_ack_pending,
-        ),
-    )
-
-
-async def consumer_info(nc: Client, dataset: str, name: str | None = None) -> ConsumerInfo | None:
-    """A consumer's counters (pending = queued, ack pending = out), None if it is gone."""
-    try:
-        info: ConsumerInfo = await nc.jetstream().consumer_info(TASKS_STREAM, name or consumer_name(dataset))
-    except NotFoundError:
-        return None
-    return info
 
 
 class ConsumerMissing(Exception):
@@ -253,11 +110,6 @@ async def ack_tasks(nc: Client, replies: list[str], timeout: float = 5.0) -> Non
     processed the ack, so progress read right after already counts these tasks.
     """
     await asyncio.gather(*(nc.request(reply, b"+ACK", timeout=timeout) for reply in replies))
-
-
-async def ensure_session_consumer(nc: Client, route: Route, session: str) -> None:
-    """Create a full-overlap session's own consumer; NATS deletes it after `session_idle`."""
-    await _add(nc, _config(route, session_consumer_name(route.dataset, session), idle=route.session_idle))
 
 
 @dataclass(frozen=True)

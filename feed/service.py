@@ -25,16 +25,12 @@ from feed.errors import BadRequest, FeedError, Forbidden, InvalidAnswer, NotRead
 from feed.holds import HeldTask, Holds, read_holds, update_holds
 from feed.routing import (
     ConsumerMissing,
-    Route,
     ack_tasks,
     claim_answer,
     claim_first_time,
-    consumer_info,
-    ensure_session_consumer,
     fetch_tasks,
     release,
     release_claims,
-    route_of,
 )
 from feed.tokens import TaskToken, sign_token, verify_token
 from feed.validate import NeedsServedTask, check_answer, content_digest
@@ -43,9 +39,10 @@ from ledger.errors import InvalidName
 from ledger.events import ANSWERS, AnswerRecorded, answer_event_id, is_keyed, now_ms
 from ledger.hashing import hash_hex, parse_hash
 from ledger.names import validate_session_name
+from ledger.routes import Route, consumer_info, ensure_session_consumer, route_of
 from ledger.store import Ledger
 from ledger.streams import TASKS_STREAM, ensure_streams, tasks_subject
-from quorum.settings import Settings
+from recipes.settings import Settings
 
 __all__ = ["Feed", "Progress", "decision_key", "load_secret", "session_from"]
 

@@ -14,9 +14,9 @@ import msgspec
 from nats.aio.client import Client
 
 from feed.holds import read_holds
-from feed.routing import consumer_info, route_of, session_consumer_name
 from ledger.datasets import DatasetInfo
 from ledger.events import now_ms
+from ledger.routes import consumer_info, route_of, session_consumer_name
 from ledger.snapshot_status import read_status, snapshot_warning
 from ledger.streams import CONFIG_BUCKET, HOLDS_STREAM, holds_subject
 from projections.reports import answer_counts

@@ -15,12 +15,10 @@ matched by exact name *and* task subject, so `news` never takes `news-2`'s with 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 import xxhash
 from nats.aio.client import Client
-from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
@@ -29,6 +27,7 @@ from ledger.errors import LedgerError, UnknownDataset
 from ledger.events import DatasetDropped, now_ms
 from ledger.hashing import canonical_json
 from ledger.names import validate_dataset_name
+from ledger.routes import owns_consumer
 from ledger.store import Ledger
 from ledger.streams import (
     CLAIMS_STREAM,
@@ -50,7 +49,6 @@ __all__ = [
     "drop_dataset",
     "drop_event_id",
     "dropped_at_seq",
-    "owns_consumer",
     "previous_drop",
 ]
 
@@ -72,23 +70,6 @@ class DropReport:
 def drop_event_id(dataset: str, recorded_at: int) -> str:
     """The tombstone's id: a retried append of the same drop dedupes, a later drop does not."""
     return "drop-" + xxhash.xxh3_128_hexdigest(canonical_json([dataset, recorded_at]))
-
-
-def owns_consumer(dataset: str, info: ConsumerInfo) -> bool:
-    """True for the durable feed consumers of `dataset` (see `feed.routing`), and no others.
-
-    The consumer must also read the dataset's task subject, so a consumer that merely
-    shares a name prefix is never touched.
-    """
-    name = info.name
-    named = (
-        name == f"feed-{dataset}"
-        or re.fullmatch(rf"slot-{len(dataset)}-{re.escape(dataset)}-\d+", name) is not None
-        or name.startswith(f"sess-{len(dataset)}-{dataset}-")
-    )
-    config = info.config
-    subjects = [config.filter_subject] if config.filter_subject else list(config.filter_subjects or [])
-    return named and subjects == [tasks_subject(dataset)]
 
 
 async def _last_seq(nc: Client, subject: str) -> int:

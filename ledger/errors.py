@@ -20,6 +20,9 @@ __all__ = [
 class QuorumError(Exception):
     """Base of every error Quorum raises deliberately; the message is for people."""
 
+    exit_code = 1
+    """What the `quorum` command exits with: 1, or 2 for a usage error (a bad recipe file)."""
+
 
 class LedgerError(QuorumError):
     """Something went wrong reading or writing the JetStream ledger."""

@@ -28,11 +28,12 @@ from typing import Any
 import msgspec
 
 from ledger.errors import QuorumError
+from ledger.natsd import EmbeddedNats, start_embedded
 from ledger.tasks import LoadSummary
-from quorum.natsd import EmbeddedNats, start_embedded
-from quorum.serve import FeedProcess, load_components, start_feed
-from quorum.settings import Settings, load_settings
-from recipes.registry import get_recipe
+from quorum.serve import FeedProcess, start_feed
+from recipes.catalog import get_recipe
+from recipes.runner import load_components
+from recipes.settings import Settings, load_settings
 
 __all__ = [
     "Prepared",
@@ -110,7 +111,7 @@ class StackOptions:
         """A copy with `either` moved into `settings` or `recipe_args`."""
         settings, recipe_args = dict(self.settings), dict(self.recipe_args)
         known = {f.name for f in fields(Settings)}
-        takes = inspect.signature(get_recipe(self.recipe)).parameters
+        takes = inspect.signature(get_recipe(self.recipe).func).parameters
         for name, value in self.either.items():
             if name in known:
                 settings[name] = value
@@ -225,7 +226,7 @@ def _split_settings(options: StackOptions) -> dict[str, Any]:
 
 
 def _components(options: StackOptions, source: Path) -> Any:
-    recipe = get_recipe(options.recipe)
+    recipe = get_recipe(options.recipe).func
     accepted = inspect.signature(recipe).parameters
     unknown = sorted(k for k in options.recipe_args if k not in accepted)
     if unknown:

@@ -16,29 +16,18 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from nats.aio.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from feed.routing import ensure_consumers, route_of
 from ledger.connection import connect
-from ledger.datasets import DatasetInfo, get_dataset, save_dataset
-from ledger.errors import QuorumError, UnknownDataset
-from ledger.events import DatasetConfigured, config_event_id, now_ms
-from ledger.names import validate_dataset_name
-from ledger.processes import dies_with_this_process
-from ledger.snapshot_follower import keep_snapshots
-from ledger.store import Ledger
-from ledger.streams import ensure_streams
-from ledger.tasks import LoadSummary, count_tasks, load_tasks
-from projections.datasets import answers
-from quorum.natsd import EmbeddedNats, start_embedded
-from quorum.ownership import (
+from ledger.datasets import DatasetInfo, get_dataset
+from ledger.errors import QuorumError
+from ledger.natsd import EmbeddedNats, start_embedded
+from ledger.ownership import (
     acquire,
     bind_error,
     check_no_leftovers,
@@ -46,10 +35,16 @@ from quorum.ownership import (
     leftovers,
     port_holders,
 )
-from quorum.settings import Settings
-from recipes.registry import Components
+from ledger.processes import dies_with_this_process
+from ledger.routes import ensure_consumers, route_of
+from ledger.snapshot_follower import keep_snapshots
+from ledger.streams import ensure_streams
+from ledger.tasks import LoadSummary
+from recipes.components import Components
+from recipes.runner import load_components
+from recipes.settings import Settings
 
-__all__ = ["check_port", "load_components", "run_feed", "serve_components"]
+__all__ = ["check_port", "run_feed", "serve_components"]
 
 console = Console(stderr=True)
 
@@ -93,103 +88,18 @@ def check_port(host: str, port: int, data_dir: Path | None = None) -> None:
     )
 
 
-def routing_of(settings: Settings) -> dict[str, Any]:
-    """The dataset routing settings a recipe run asks for."""
-    return {
-        "feed_overlap": settings.feed_overlap,
-        "annotations_per_task": settings.annotations_per_task,
-        "ack_wait": settings.ack_wait,
-        "max_ack_pending": settings.max_ack_pending,
-        "session_idle": settings.session_idle,
-    }
-
-
-def _check_same_routing(existing: DatasetInfo, wanted: dict[str, Any]) -> None:
-    before = (existing.feed_overlap, existing.annotations_per_task or 1)
-    after = (wanted["feed_overlap"], wanted["annotations_per_task"] or 1)
-    if before != after:
-        raise QuorumError(
-            f"dataset {existing.dataset!r} routes with feed_overlap={before[0]}, "
-            f"annotations_per_task={before[1]}; it can't change to feed_overlap={after[0]}, "
-            f"annotations_per_task={after[1]}. Use a new dataset name, or drop this one first"
-        )
-
-
-async def _excluded_hashes(nc: Client, settings: Settings) -> set[int]:
-    """Task (or input) hashes already answered in the datasets named by --exclude."""
-    names = [n.strip() for n in (settings.exclude or "").split(",") if n.strip()]
-    kv = await ensure_streams(nc.jetstream())
-    hashes: set[int] = set()
-    for name in names:
-        validate_dataset_name(name)
-        await get_dataset(kv, name)
-        async for event in answers(nc, name):
-            hashes.add(event.task_hash if settings.exclude_by == "task" else event.input_hash)
-    return hashes
-
-
-async def load_components(url: str, components: Components, settings: Settings) -> LoadSummary:
-    """Configure the dataset and queue the recipe's stream, with a progress bar."""
-    nc = await connect(url)
-    try:
-        kv = await ensure_streams(nc.jetstream())
-        routing = routing_of(settings)
-        with contextlib.suppress(UnknownDataset):
-            _check_same_routing(await get_dataset(kv, components.dataset), routing)
-        excluded = await _excluded_hashes(nc, settings)
-        key = "_task_hash" if settings.exclude_by == "task" else "_input_hash"
-        skipped = 0
-
-        def kept(stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-            nonlocal skipped
-            for task in stream:
-                if excluded and int(task[key]) in excluded:
-                    skipped += 1
-                    continue
-                yield task
-
-        config = {**components.config, "routing": routing}
-        await Ledger(nc).append(
-            [
-                DatasetConfigured(
-                    event_id=config_event_id(
-                        components.dataset, components.recipe, components.view_id, config
-                    ),
-                    dataset=components.dataset,
-                    recipe=components.recipe,
-                    view_id=components.view_id,
-                    config=config,
-                    recorded_at=now_ms(),
-                )
-            ]
-        )
-        with Progress(
-            TextColumn("[bold]Queueing tasks"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            job = bar.add_task("queue", total=components.total)
-            summary = await load_tasks(
-                nc, components.dataset, kept(components.stream), on_progress=lambda n: bar.advance(job, n)
-            )
-        summary.read += skipped
-        summary.excluded = skipped
-        info = DatasetInfo(
-            dataset=components.dataset,
-            recipe=components.recipe,
-            view_id=components.view_id,
-            config=components.config,
-            total=await count_tasks(nc, components.dataset),
-            **routing,
-        )
-        await save_dataset(kv, info)
-        await ensure_consumers(nc, route_of(info))
-        return summary
-    finally:
-        await nc.close()
+async def _load_with_progress(url: str, components: Components, settings: Settings) -> LoadSummary:
+    """`load_components` with a progress bar on stderr (gone once done)."""
+    with Progress(
+        TextColumn("[bold]Queueing tasks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        job = bar.add_task("queue", total=components.total)
+        return await load_components(url, components, settings, on_progress=lambda n, _: bar.advance(job, n))
 
 
 async def _check_dataset(url: str, dataset: str) -> DatasetInfo:
@@ -226,7 +136,7 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
 
     Granian ends when this process ends, however it ends, and each worker ends when
     Granian does. The data dir travels as an absolute path, so a worker names the data
-    it serves (see `quorum.ownership.leftovers`).
+    it serves (see `ledger.ownership.leftovers`).
     """
     env = {
         **os.environ,
@@ -347,7 +257,7 @@ def serve_components(
             )
         settings = settings.with_overrides(dataset=dataset)
         if components is not None:
-            summary = asyncio.run(load_components(url, components, settings))
+            summary = asyncio.run(_load_with_progress(url, components, settings))
             if on_loaded:
                 on_loaded(summary)
         else:

@@ -1,8 +1,3 @@
-"""Annotation workflows: loaders, spaCy glue and the registered recipes."""
-
-from __future__ import annotations
-
-from recipes.errors import BadSource, RecipeError
-from recipes.registry import RECIPES, Components, get_recipe, recipe
-
-__all__ = ["RECIPES", "BadSource", "Components", "RecipeError", "get_recipe", "recipe"]
+"""Recipes: the recipe API (`recipes.api`), the runner that serves a recipe's stream
+(`recipes.runner`), the built-in recipes, loaders, spaCy glue, settings and the Prodigy
+compatibility layer (`recipes.compat`)."""

@@ -32,6 +32,7 @@ from recipes.errors import BadSource
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "LOADERS",
+    "CountedStream",
     "SourceOptions",
     "get_stream",
     "source_options",
@@ -287,3 +288,17 @@ def validate_source(
     if count == 0:
         raise BadSource(f"no examples in {Path(source).name}: the file is empty")
     return count
+
+
+class CountedStream:
+    """A stream that is read anew each time it is iterated and knows its length, so
+    progress has a total: `CountedStream(lambda: (…), total)`."""
+
+    def __init__(self, make: Callable[[], Iterator[dict[str, Any]]], total: int) -> None:
+        self._make, self._total = make, total
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._total

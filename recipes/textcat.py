@@ -1,34 +1,43 @@
 """`textcat.manual`: classify whole texts.
 
 One label gives the `classification` view (accept / reject that label); several give
-the `choice` view, one option per label — single choice with `exclusive`, else
+the `choice` view, one option per label — single choice with `--exclusive`, else
 multiple choice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ledger.hashing import set_hashes
 from ledger.names import validate_dataset_name
-from recipes.loaders import get_stream, validate_source
-from recipes.registry import Components, parse_labels, recipe
+from recipes.api import recipe
+from recipes.args import parse_labels
+from recipes.loaders import CountedStream, get_stream, validate_source
 
 __all__ = ["textcat_manual"]
 
 
-@recipe("textcat.manual")
+@recipe(
+    "textcat.manual",
+    dataset=("Dataset to save answers to, e.g. topics", "positional", None, str),
+    source=("Examples to annotate: .jsonl, .json, .csv or .txt", "positional", None, str),
+    label=("Comma-separated labels, or a .txt file of labels", "option", "l", str),
+    exclusive=("Labels are mutually exclusive (single choice)", "flag", "E", bool),
+    loader=("Loader to use instead of the file suffix: jsonl, json, csv, txt", "option", "lo", str),
+)
 def textcat_manual(
     dataset: str,
-    source: str | Path,
-    label: str | list[str] | None,
-    *,
+    source: str,
+    label: str | list[str] | None = None,
     exclusive: bool = False,
     loader: str | None = None,
-) -> Components:
-    """Label texts in `source` with one or more of `label`."""
+) -> dict[str, Any]:
+    """Classify whole texts: one label gives accept/reject, several give a choice.
+
+    Example: quorum textcat.manual topics examples/news.jsonl --label Tech,Politics --exclusive --feed-overlap
+    """
     validate_dataset_name(dataset)
     labels = parse_labels(label)
     total = validate_source(source, loader)
@@ -50,11 +59,4 @@ def textcat_manual(
     if not single:
         config["choice_style"] = "single" if exclusive else "multiple"
         config["choice_auto_accept"] = exclusive
-    return Components(
-        recipe="textcat.manual",
-        dataset=dataset,
-        view_id=view_id,
-        stream=stream(),
-        config=config,
-        total=total,
-    )
+    return {"dataset": dataset, "view_id": view_id, "stream": CountedStream(stream, total), "config": config}

@@ -27,7 +27,7 @@ from ledger.connection import connect
 from ledger.events import AnswerRecorded
 from ledger.hashing import set_hashes
 from ledger.store import Ledger
-from recipes.registry import Components
+from recipes.components import Components
 from tests.conftest import ROOT, quorum_cli, run
 
 __all__ = [

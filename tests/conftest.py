@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from quorum.natsd import EmbeddedNats, start_embedded
-from quorum.serve import FeedProcess, load_components, start_feed
-from quorum.settings import Settings, load_settings
-from recipes.registry import Components
+from ledger.natsd import EmbeddedNats, start_embedded
+from quorum.serve import FeedProcess, start_feed
+from recipes.components import Components
+from recipes.runner import load_components
+from recipes.settings import Settings, load_settings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

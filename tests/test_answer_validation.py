@@ -22,10 +22,11 @@ from feed.tokens import TaskToken, sign_token
 from ledger.connection import connect
 from ledger.events import AnswerRecorded
 from ledger.store import Ledger
-from quorum.serve import load_components, start_feed
-from quorum.settings import load_settings
+from quorum.serve import start_feed
+from recipes.components import Components
 from recipes.ner import ner_manual
-from recipes.registry import Components
+from recipes.runner import load_components
+from recipes.settings import load_settings
 from recipes.textcat import textcat_manual
 from tests.conftest import EXAMPLES, free_port, run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from quorum.settings import SETTINGS, Settings
+from recipes.settings import SETTINGS, Settings
 from tests.conftest import ROOT
 
 

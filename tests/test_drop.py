@@ -9,10 +9,11 @@ import subprocess
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
 
-from feed.routing import claim_first_time, ensure_session_consumer, route_for
+from feed.routing import claim_first_time
 from ledger.connection import connect
 from ledger.datasets import list_datasets
 from ledger.drop import drop_event_id, owns_consumer
+from ledger.routes import ensure_session_consumer, route_for
 from ledger.streams import HOLDS_STREAM, SEEN_STREAM, TASKS_STREAM, ensure_streams, holds_subject
 from projections.duck import load_projections
 from recipes.textcat import textcat_manual

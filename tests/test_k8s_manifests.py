@@ -16,7 +16,7 @@ import yaml
 from feed.app import health, ready
 from ledger.streams import MAX_MESSAGE_BYTES
 from quorum.cli.ledger_history import register as register_history
-from quorum.settings import SETTINGS
+from recipes.settings import SETTINGS
 
 K8S = Path(__file__).resolve().parent.parent / "deploy" / "k8s"
 KNOWN_ENV = {setting.env for setting in SETTINGS}
@@ -144,7 +144,7 @@ def test_every_quorum_env_var_is_a_setting(name: str) -> None:
     quorum_vars = {v for v in used if v.startswith("QUORUM_")}
     assert quorum_vars, f"{name} sets no QUORUM_* variables"
     unknown = quorum_vars - KNOWN_ENV
-    assert not unknown, f"{name} sets {sorted(unknown)}, which quorum.settings.SETTINGS does not know"
+    assert not unknown, f"{name} sets {sorted(unknown)}, which recipes.settings.SETTINGS does not know"
 
 
 def test_feed_gets_nats_dataset_and_secret() -> None:

@@ -29,6 +29,7 @@ from ledger.connection import connect
 from ledger.datasets import DatasetInfo, save_dataset
 from ledger.errors import LedgerUnavailable
 from ledger.events import AnswerRecorded, DatasetConfigured, answer_event_id, encode_batch
+from ledger.natsd import nats_binary
 from ledger.pull import pull_all
 from ledger.snapshot_store import SnapshotStore
 from ledger.snapshots import snapshot
@@ -39,7 +40,6 @@ from ledger.verify import verify
 from projections.tail import read_tail
 from quorum.cli.db_out import export_dataset
 from quorum.cli.stats import collect_stats
-from quorum.natsd import nats_binary
 from tests.conftest import free_port, quorum_cli, run
 
 pytestmark = pytest.mark.timeout(85)

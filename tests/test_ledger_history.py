@@ -24,9 +24,9 @@ import pytest
 
 from ledger.columns import EVENT_SCHEMA
 from ledger.connection import connect
+from ledger.natsd import start_embedded
 from ledger.snapshot_store import MANIFEST_NAME, SnapshotStore
 from ledger.streams import EVENTS_STREAM, events_subject
-from quorum.natsd import start_embedded
 from tests.conftest import quorum_cli, run
 from tests.test_projections_support import DAY_MS, T0, answer, configure, drop, register, write
 

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.connection import connect
+from ledger.natsd import EmbeddedNats, start_embedded
 from ledger.snapshot_store import SnapshotStore
 from ledger.snapshots import SnapshotOptions, replay, snapshot
 from ledger.store import Ledger
@@ -28,7 +29,6 @@ from ledger.streams import EVENTS_STREAM, ensure_streams
 from projections.duck import open_projections
 from projections.export import export_jsonl
 from projections.snapshots import SnapshotSet
-from quorum.natsd import EmbeddedNats, start_embedded
 from tests.test_projections_support import answer, configure, drop
 
 DATASETS = ("alpha", "beta")

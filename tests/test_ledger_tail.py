@@ -12,9 +12,9 @@ import threading
 import pytest
 
 from ledger.events import CURRENT_VERSIONS, ReviewRecorded
+from ledger.natsd import start_embedded
 from ledger.store import subject_kind
 from ledger.tailing import SUBJECT_KINDS
-from quorum.natsd import start_embedded
 from tests.conftest import run
 from tests.test_projections_support import answer, configure, drop, write
 

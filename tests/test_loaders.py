@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from recipes.args import parse_labels
+from recipes.catalog import get_recipe
 from recipes.errors import BadSource, RecipeError
 from recipes.loaders import get_stream, source_options, validate_source
-from recipes.registry import get_recipe, parse_labels
 
 
 def write(path, text):
@@ -81,9 +82,9 @@ def test_unknown_recipe_suggests_the_closest():
 def test_unknown_spacy_pipeline_says_what_to_do(tmp_path):
     source = write(tmp_path / "a.jsonl", '{"text": "x"}\n')
     with pytest.raises(RecipeError, match="can't find spaCy pipeline 'en_core_web_xl'.*blank:en"):
-        get_recipe("ner.manual")("d", "en_core_web_xl", source, "A")
+        get_recipe("ner.manual").func("d", "en_core_web_xl", source, "A")
     with pytest.raises(RecipeError, match="unknown language"):
-        get_recipe("ner.manual")("d", "blank:zz", source, "A")
+        get_recipe("ner.manual").func("d", "blank:zz", source, "A")
 
 
 # Issue 11 §5: limits and bad input. Every refusal names the file and line and says what
@@ -179,7 +180,7 @@ def test_recipes_refuse_a_bad_source_before_returning_a_stream(tmp_path):
     source = tmp_path / "notes.txt"
     source.write_bytes("ok\ncafé\n".encode("latin-1"))
     with pytest.raises(BadSource, match="line 2 of notes.txt is not valid utf-8"):
-        get_recipe("textcat.manual")("d", source, "A")
+        get_recipe("textcat.manual").func("d", source, "A")
     with source_options(encoding="latin-1"):
-        components = get_recipe("textcat.manual")("d", source, "A")
-        assert [eg["text"] for eg in components.stream] == ["ok", "café"]
+        components = get_recipe("textcat.manual").func("d", source, "A")
+        assert [eg["text"] for eg in components["stream"]] == ["ok", "café"]

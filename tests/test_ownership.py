@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from ledger.errors import QuorumError
-from quorum.natsd import start_embedded
-from quorum.ownership import acquire, current_owner, describe_processes, leftovers
+from ledger.natsd import start_embedded
+from ledger.ownership import acquire, current_owner, describe_processes, leftovers
 from quorum.serve import check_port, start_feed
 from recipes.textcat import textcat_manual
 from tests.browser import until

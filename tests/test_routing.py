@@ -17,9 +17,9 @@ from collections import Counter, defaultdict
 import httpx
 import pytest
 
-from feed.routing import consumer_name, session_consumer_name, slot_consumer_name
 from ledger.connection import connect
 from ledger.events import AnswerRecorded
+from ledger.routes import consumer_name, session_consumer_name, slot_consumer_name
 from ledger.store import Ledger
 from recipes.textcat import textcat_manual
 from tests.conftest import run

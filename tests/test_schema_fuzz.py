@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from feed.app import create_app
-from quorum.settings import Settings
+from recipes.settings import Settings
 from recipes.textcat import textcat_manual
 from tests.conftest import EXAMPLES
 

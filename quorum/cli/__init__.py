@@ -11,6 +11,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ledger.errors import QuorumError
+from quorum.cli import options
 
 __all__ = ["app", "main", "run_cli"]
 
@@ -43,6 +44,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _recipe_files(file: options.RecipeFiles = None) -> None:
+    """`quorum -F recipe.py …`: the files were loaded before parsing (`_load_recipes`)."""
+
+
 def _register() -> None:
     from quorum.cli import agreement, db_out, drop, progress, recipes_cmd, sql, stats, users
 
@@ -50,13 +56,29 @@ def _register() -> None:
         module.register(app)
 
 
-def run_cli(application: typer.Typer, args: list[str] | None = None) -> None:
-    """Run a Typer app, turning `QuorumError` into a one-line message and exit code 1."""
+def _load_recipes(args: list[str] | None) -> None:
+    """The built-in recipes and those of the `-F` files on the command line, before it is
+    parsed: a file's recipe is a command of its own."""
+    from quorum.cli.recipes_cmd import register_recipes, replaced_notices
+    from recipes.catalog import load
+    from recipes.files import recipe_file_args
+
+    load(recipe_file_args(sys.argv[1:] if args is None else args))
+    register_recipes(app)
+    for notice in replaced_notices():
+        err.print(f"[yellow]ℹ[/] {notice}", highlight=False)
+
+
+def run_cli(application: typer.Typer, args: list[str] | None = None, before: Any = None) -> None:
+    """Run a Typer app, turning `QuorumError` into a one-line message and its exit code
+    (1; 2 for a usage error such as a bad recipe file). `before(args)` runs first, inside."""
     try:
+        if before is not None:
+            before(args)
         application(args=args, standalone_mode=True)
     except QuorumError as exc:
         err.print(f"[bold red]✘[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -64,4 +86,4 @@ def run_cli(application: typer.Typer, args: list[str] | None = None) -> None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of the `quorum` console script."""
     _register()
-    run_cli(app, args)
+    run_cli(app, args, before=_load_recipes)

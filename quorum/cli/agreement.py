@@ -13,11 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ledger.names import validate_dataset_name
+from ledger.natsd import nats_server
 from projections.duck import load_projections
 from projections.reports import AgreementReport, Disagreement, LabelAgreement, agreement_report, disagreements
 from quorum.cli.options import DataDir
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 __all__ = ["AgreementResult", "agreement", "compute_agreement", "register"]
 

@@ -10,11 +10,11 @@ from typing import Annotated, BinaryIO
 import typer
 
 from ledger.names import validate_dataset_name
+from ledger.natsd import nats_server
 from projections.duck import Cut, load_projections
 from projections.export import export_jsonl
 from quorum.cli.options import DataDir, SnapshotDir, ToSeq, Until, parse_until
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 __all__ = ["db_out", "export_dataset", "register"]
 

@@ -10,10 +10,10 @@ import typer
 from ledger.connection import connect
 from ledger.drop import DropReport, drop_dataset, previous_drop
 from ledger.names import validate_dataset_name
+from ledger.natsd import nats_server
 from ledger.tasks import count_tasks
 from quorum.cli.options import DataDir
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 __all__ = ["drop", "register", "summary"]
 

@@ -17,13 +17,13 @@ from nats.aio.client import Client
 from ledger.connection import connect
 from ledger.events import ANSWERS, Event
 from ledger.names import validate_dataset_name, validate_session_name
+from ledger.natsd import nats_server
 from ledger.store import Ledger
 from ledger.streams import ensure_streams
 from ledger.tailing import SUBJECT_KINDS, follow_events, last_seq, start_of_last
 from quorum.cli import QuorumGroup, run_cli
 from quorum.cli.options import DataDir
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 T = TypeVar("T")
 

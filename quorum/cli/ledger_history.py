@@ -24,13 +24,13 @@ from ledger.archive import export_ledger, import_archive
 from ledger.compact import compact
 from ledger.connection import connect
 from ledger.names import validate_dataset_name
+from ledger.natsd import nats_server
 from ledger.projectable import QuarantineReport, Unprojectable, quarantine
 from ledger.snapshot_store import SnapshotStore
 from ledger.snapshots import SnapshotOptions, SnapshotReport, replay, snapshot
 from ledger.verify import verify
 from quorum.cli.options import DataDir, SnapshotDir, ToSeq, Until, parse_until
-from quorum.natsd import nats_server
-from quorum.settings import Settings, load_settings
+from recipes.settings import Settings, load_settings
 
 __all__ = ["register"]
 

@@ -20,6 +20,7 @@ __all__ = [
     "Host",
     "MaxTaskBytes",
     "Port",
+    "RecipeFiles",
     "SnapshotDir",
     "ToSeq",
     "Until",
@@ -152,3 +153,14 @@ def parse_until(text: str | None) -> int | None:
     if len(text.strip()) == 10:  # a date: everything recorded that day counts
         return int(moment.timestamp() * 1000) + 86_400_000 - 1
     return int(moment.timestamp() * 1000)
+
+
+RecipeFiles = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--file",
+        "-F",
+        metavar="FILE",
+        help="A Python file defining recipes (@quorum.recipe or @prodigy.recipe); may repeat",
+    ),
+]

@@ -14,10 +14,10 @@ from feed.status import QueueStatus, queue_status
 from ledger.connection import connect
 from ledger.datasets import get_dataset
 from ledger.names import validate_dataset_name
+from ledger.natsd import nats_server
 from ledger.streams import ensure_streams
 from quorum.cli.options import DataDir
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 __all__ = ["read_progress", "register"]
 

@@ -1,49 +1,61 @@
-"""`quorum ner.manual`, `quorum textcat.manual` and `quorum serve`."""
+"""`quorum <recipe> …` for every registered recipe, and `quorum serve`.
+
+Each recipe becomes a command built from its `@recipe` description (its own arguments,
+in order) plus the serving options every recipe takes (`--host`, `--port`,
+`--data-dir`, `--workers`, the routing flags…, and `-F` for recipe files). The command
+calls the recipe function, checks what it returns, and serves it.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from feed.access import check_users_file
-from quorum.cli.options import (
-    AckWait,
-    AnnotationsPerTask,
-    BatchSize,
-    DataDir,
-    Encoding,
-    Exclude,
-    ExcludeBy,
-    FeedOverlap,
-    Host,
-    MaxTaskBytes,
-    Port,
-    Snapshots,
-    UsersFile,
-    Workers,
-)
-from quorum.ownership import check_unowned
+from ledger.ownership import check_unowned
+from quorum.cli import options
 from quorum.serve import serve_components
-from quorum.settings import Settings, load_settings
+from recipes.components import Components, check_components
 from recipes.loaders import source_options
-from recipes.registry import Components, get_recipe
+from recipes.registry import REGISTRY, replaced
+from recipes.settings import Settings, load_settings, with_recipe_config
+from recipes.spec import Arg, RecipeSpec
 
-__all__ = ["register"]
+__all__ = ["recipe_command", "register", "register_recipes", "replaced_notices"]
 
 console = Console(stderr=True)
 
+SERVING_OPTIONS: dict[str, Any] = {
+    "data_dir": options.DataDir,
+    "host": options.Host,
+    "port": options.Port,
+    "workers": options.Workers,
+    "batch_size": options.BatchSize,
+    "ack_wait": options.AckWait,
+    "feed_overlap": options.FeedOverlap,
+    "annotations_per_task": options.AnnotationsPerTask,
+    "exclude": options.Exclude,
+    "exclude_by": options.ExcludeBy,
+    "users_file": options.UsersFile,
+    "snapshots": options.Snapshots,
+    "max_task_bytes": options.MaxTaskBytes,
+    "encoding": options.Encoding,
+}
+"""The options every recipe command takes, from the shared Typer definitions."""
 
-def _settings(**options: object) -> Settings:
+
+def _settings(**given: object) -> Settings:
     """Settings from the environment with the command's options on top, checked first.
 
     The users file too: a bad one must stop the command before anything is queued, not
     after, when the workers start.
     """
-    settings = load_settings(None, **options)
+    settings = load_settings(None, **given)
     if settings.users_file:
         check_users_file(settings.users_file)
     if not settings.nats_url:  # a second Quorum on the data dir fails before reading its source
@@ -63,116 +75,99 @@ def _serve(components: Components | None, dataset: str, settings: Settings) -> N
     serve_components(components, settings, dataset, on_loaded=loaded)
 
 
-def ner_manual(
-    dataset: Annotated[str, typer.Argument(help="Dataset to save answers to, e.g. news")],
-    spacy_model: Annotated[
-        str, typer.Argument(help="blank:en for tokenisation only, or an installed pipeline")
-    ],
-    source: Annotated[Path, typer.Argument(help="Examples to annotate: .jsonl, .json, .csv or .txt")],
-    label: Annotated[
-        str, typer.Option("--label", "-l", help="Comma-separated labels, or a .txt file of labels")
-    ],
-    loader: Annotated[
-        str | None, typer.Option(help="Loader to use instead of the file suffix: jsonl, json, csv, txt")
-    ] = None,
-    encoding: Encoding = "utf-8",
-    max_task_bytes: MaxTaskBytes = None,
-    users_file: UsersFile = None,
-    feed_overlap: FeedOverlap = None,
-    annotations_per_task: AnnotationsPerTask = None,
-    exclude: Exclude = None,
-    exclude_by: ExcludeBy = None,
-    data_dir: DataDir = None,
-    host: Host = None,
-    port: Port = None,
-    workers: Workers = None,
-    batch_size: BatchSize = None,
-    ack_wait: AckWait = None,
-    snapshots: Snapshots = None,
-) -> None:
-    """Highlight entity spans by hand, on text tokenised by spaCy.
+class _Converter:
+    """A recipe argument's converter for Typer: one that raises is a usage error (exit 2)."""
 
-    Example: quorum ner.manual news blank:en examples/news.jsonl --label PERSON,ORG,PRODUCT,LOCATION
-    then open http://localhost:8080/?session=alex  (add --annotations-per-task 2 for two annotators per text)
-    """
-    settings = _settings(
-        feed_overlap=feed_overlap,
-        annotations_per_task=annotations_per_task,
-        exclude=exclude,
-        exclude_by=exclude_by,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        workers=workers,
-        batch_size=batch_size,
-        ack_wait=ack_wait,
-        max_task_bytes=max_task_bytes,
-        users_file=users_file,
-        snapshots=snapshots,
+    def __init__(self, arg: Arg) -> None:
+        self.arg = arg
+        self.__name__ = getattr(arg.converter, "__name__", "value")
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self.arg.converter is None:
+            return value
+        try:
+            return self.arg.converter(value)
+        except Exception as exc:
+            raise typer.BadParameter(f"{value!r}: {exc}", param_hint=self.arg.name) from None
+
+
+def _parameter(arg: Arg) -> inspect.Parameter:
+    """A recipe argument as a parameter Typer reads (an `Annotated` Argument or Option)."""
+    info: Any
+    if arg.kind == "flag":
+        decls = [arg.flag] + ([f"-{arg.shortcut}"] if arg.shortcut else [])
+        annotation: Any = Annotated[bool, typer.Option(*decls, help=arg.help)]
+        return inspect.Parameter(
+            arg.name, inspect.Parameter.KEYWORD_ONLY, default=bool(arg.default), annotation=annotation
+        )
+    if arg.kind == "positional":
+        info = typer.Argument(
+            help=arg.help, parser=_Converter(arg), metavar=arg.name.upper(), show_default=False
+        )
+    else:
+        decls = [arg.flag] + ([f"-{arg.shortcut}"] if arg.shortcut else [])
+        info = typer.Option(*decls, help=arg.help, parser=_Converter(arg), metavar="TEXT")
+    default = inspect.Parameter.empty if arg.required else arg.default
+    return inspect.Parameter(
+        arg.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[str, info]
     )
+
+
+def _run(spec: RecipeSpec, values: dict[str, Any]) -> None:
+    serving = {name: values.pop(name) for name in list(values) if name in SERVING_OPTIONS}
+    values.pop("file", None)  # read before the command line was parsed (recipes.files)
+    encoding = serving.pop("encoding", None) or "utf-8"
+    settings = _settings(**serving)
     with _reading(settings, encoding):
-        components = get_recipe("ner.manual")(dataset, spacy_model, source, label, loader=loader)
-        _serve(components, dataset, settings)
+        components = check_components(spec.name, spec.func(**values))
+        settings = with_recipe_config(settings, components.config, given=serving)
+        _serve(components, components.dataset, settings)
 
 
-def textcat_manual(
-    dataset: Annotated[str, typer.Argument(help="Dataset to save answers to, e.g. topics")],
-    source: Annotated[Path, typer.Argument(help="Examples to annotate: .jsonl, .json, .csv or .txt")],
-    label: Annotated[
-        str, typer.Option("--label", "-l", help="Comma-separated labels, or a .txt file of labels")
-    ],
-    exclusive: Annotated[
-        bool, typer.Option("--exclusive", help="Labels are mutually exclusive (single choice)")
-    ] = False,
-    loader: Annotated[str | None, typer.Option(help="Loader to use instead of the file suffix")] = None,
-    encoding: Encoding = "utf-8",
-    max_task_bytes: MaxTaskBytes = None,
-    users_file: UsersFile = None,
-    feed_overlap: FeedOverlap = None,
-    annotations_per_task: AnnotationsPerTask = None,
-    exclude: Exclude = None,
-    exclude_by: ExcludeBy = None,
-    data_dir: DataDir = None,
-    host: Host = None,
-    port: Port = None,
-    workers: Workers = None,
-    batch_size: BatchSize = None,
-    ack_wait: AckWait = None,
-    snapshots: Snapshots = None,
-) -> None:
-    """Classify whole texts: one label gives accept/reject, several give a choice.
-
-    Example: quorum textcat.manual topics examples/news.jsonl --label Tech,Politics --exclusive --feed-overlap
-    """
-    settings = _settings(
-        feed_overlap=feed_overlap,
-        annotations_per_task=annotations_per_task,
-        exclude=exclude,
-        exclude_by=exclude_by,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        workers=workers,
-        batch_size=batch_size,
-        ack_wait=ack_wait,
-        max_task_bytes=max_task_bytes,
-        users_file=users_file,
-        snapshots=snapshots,
+def recipe_command(spec: RecipeSpec) -> Callable[..., None]:
+    """The `quorum <recipe>` command of `spec`, as a function Typer can register: the
+    recipe's own arguments, then the serving options (a recipe argument named like one,
+    such as Prodigy's `--exclude`, is the recipe's), then `-F`."""
+    own = {arg.name for arg in spec.args}
+    params = [_parameter(arg) for arg in spec.args]
+    for name, annotated in SERVING_OPTIONS.items():
+        if name not in own:
+            default = "utf-8" if name == "encoding" else None
+            params.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotated)
+            )
+    params.append(
+        inspect.Parameter(
+            "file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=options.RecipeFiles
+        )
     )
-    with _reading(settings, encoding):
-        components = get_recipe("textcat.manual")(dataset, source, label, exclusive=exclusive, loader=loader)
-        _serve(components, dataset, settings)
+
+    def command(**values: Any) -> None:
+        _run(spec, values)
+
+    origin = "" if spec.origin == "built-in" else f"\n\n(From {spec.origin}.)"
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = (spec.doc or spec.name) + origin
+    command.__name__ = spec.name.replace(".", "_")
+    return command
+
+
+def replaced_notices() -> list[str]:
+    """One line for each built-in a `-F` file replaced."""
+    return [
+        f"recipe {old.name!r} from {REGISTRY[old.name].origin} replaces the built-in one" for old in replaced
+    ]
 
 
 def serve(
     dataset: Annotated[str, typer.Argument(help="A dataset a recipe has already set up")],
-    data_dir: DataDir = None,
-    host: Host = None,
-    port: Port = None,
-    workers: Workers = None,
-    batch_size: BatchSize = None,
-    users_file: UsersFile = None,
-    snapshots: Snapshots = None,
+    data_dir: options.DataDir = None,
+    host: options.Host = None,
+    port: options.Port = None,
+    workers: options.Workers = None,
+    batch_size: options.BatchSize = None,
+    users_file: options.UsersFile = None,
+    snapshots: options.Snapshots = None,
 ) -> None:
     """Serve an existing dataset again, without loading a source; routing stays as configured.
 
@@ -191,6 +186,10 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ner.manual")(ner_manual)
-    app.command("textcat.manual")(textcat_manual)
     app.command("serve")(serve)
+
+
+def register_recipes(app: typer.Typer) -> None:
+    """A command for every registered recipe (load the `-F` files first)."""
+    for name, spec in sorted(REGISTRY.items()):
+        app.command(name, short_help=spec.summary)(recipe_command(spec))

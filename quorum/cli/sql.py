@@ -17,12 +17,12 @@ from rich.table import Table
 
 from ledger.errors import QuorumError
 from ledger.names import validate_dataset_name
+from ledger.natsd import nats_server
 from projections.duck import VIEWS, Projections, check_query, load_projections
 from projections.errors import QueryError
 from projections.output import FORMATS, write_csv, write_json, write_parquet
 from quorum.cli.options import DataDir, SnapshotDir
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 __all__ = ["print_result", "register", "shell", "sql"]
 

@@ -11,12 +11,12 @@ from rich.table import Table
 
 from ledger.connection import connect
 from ledger.datasets import get_dataset, list_datasets
+from ledger.natsd import nats_server
 from ledger.streams import ensure_streams
 from projections.duck import load_projections
 from projections.reports import DatasetCounts, dataset_counts
 from quorum.cli.options import DataDir
-from quorum.natsd import nats_server
-from quorum.settings import load_settings
+from recipes.settings import load_settings
 
 __all__ = ["collect_stats", "register", "stats"]
 

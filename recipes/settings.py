@@ -17,7 +17,15 @@ from ledger.errors import QuorumError
 from ledger.streams import MAX_MESSAGE_BYTES
 from recipes.loaders import DEFAULT_MAX_RECORD_BYTES
 
-__all__ = ["SETTINGS", "InvalidSetting", "Setting", "Settings", "load_settings"]
+__all__ = [
+    "RECIPE_CONFIG_SETTINGS",
+    "SETTINGS",
+    "InvalidSetting",
+    "Setting",
+    "Settings",
+    "load_settings",
+    "with_recipe_config",
+]
 
 
 class InvalidSetting(QuorumError):
@@ -333,8 +341,39 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return _validate(Settings(**values)).with_overrides(**overrides)
 
 
+RECIPE_CONFIG_SETTINGS = ("batch_size", "feed_overlap", "annotations_per_task")
+"""Settings a recipe's `config` may set (Prodigy's keys of the same names)."""
+
+
+def with_recipe_config(
+    settings: Settings,
+    config: Mapping[str, Any],
+    given: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """`settings` with the recipe's `config` values for `RECIPE_CONFIG_SETTINGS`, where
+    neither the command line (`given`) nor the environment set them: defaults, then the
+    recipe's config, then the user's own choice."""
+    env = os.environ if environ is None else environ
+    by_name = {s.name: s for s in SETTINGS}
+    updates: dict[str, Any] = {}
+    for name in RECIPE_CONFIG_SETTINGS:
+        if name not in config or given.get(name) is not None or env.get(by_name[name].env):
+            continue
+        value = config[name]
+        wanted = by_name[name].type
+        if value is not None and not (
+            isinstance(value, wanted) and not (wanted is int and isinstance(value, bool))
+        ):
+            raise InvalidSetting(
+                f"the recipe's config sets {name} to {value!r}; it must be {wanted.__name__}"
+            )
+        updates[name] = value
+    return _validate(replace(settings, **updates)) if updates else settings
+
+
 def render_settings_table() -> str:
-    """The Markdown table of `docs/settings.md` (`python -m quorum.settings` prints it)."""
+    """The Markdown table of `docs/settings.md` (`python -m recipes.settings` prints it)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for setting in SETTINGS:
         default = "unset" if setting.default is None else f"`{setting.default}`"

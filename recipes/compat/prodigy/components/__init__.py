@@ -1,0 +1,1 @@
+"""`prodigy.components`: loaders, streams, preprocessors, sorters and the database."""

@@ -1,0 +1,1 @@
+"""`prodigy.models`: the models a recipe can put in the loop."""
