@@ -31,7 +31,7 @@ from litestar.response import File
 from feed.access import Access, TooManyLogins, Unauthorized, load_users
 from feed.errors import BadRequest, FeedError, NotReady
 from feed.service import Feed, Progress, session_from
-from feed.status import queue_status, snapshot_health
+from feed.status import health_warnings, queue_status
 from ledger.connection import connect
 from ledger.errors import LedgerUnavailable, QuorumError, UnknownDataset
 from ledger.names import NAME_JSON_PATTERN, NAME_PATTERN
@@ -309,7 +309,11 @@ async def health(state: State) -> dict[str, str]:
     feed: Feed | None = state.get("feed")
     return {
         "status": "ok",
-        **await snapshot_health(feed.nc if feed else None, enabled=feed is None or feed.settings.snapshots),
+        **await health_warnings(
+            feed.nc if feed else None,
+            feed.settings.dataset if feed else None,
+            snapshots=feed is None or feed.settings.snapshots,
+        ),
     }
 
 

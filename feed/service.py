@@ -43,6 +43,7 @@ from ledger.routes import Route, consumer_info, ensure_session_consumer, route_o
 from ledger.store import Ledger
 from ledger.streams import TASKS_STREAM, ensure_streams, tasks_subject
 from recipes.settings import Settings
+from recipes.status import RunnerStatus, read_runner_status
 
 __all__ = ["Feed", "Progress", "decision_key", "load_secret", "session_from"]
 
@@ -62,9 +63,13 @@ class Progress:
 
     total: int
     answered: int
+    recipe: float | None = None
+    """The recipe's own `progress` value (from its runner), which wins when there is one."""
 
     @property
     def fraction(self) -> float:
+        if self.recipe is not None:
+            return self.recipe
         return self.answered / self.total if self.total else 0.0
 
 
@@ -114,6 +119,7 @@ class Feed:
     secret: bytes
     settings: Settings
     _configs: dict[str, tuple[float, DatasetInfo]] = field(default_factory=dict)
+    _runners: dict[str, tuple[float, RunnerStatus | None]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, nc: Client, settings: Settings) -> Feed:
@@ -138,6 +144,16 @@ class Feed:
         self._configs[name] = (now + _CONFIG_TTL, info)
         return info
 
+    async def runner(self, name: str) -> RunnerStatus | None:
+        """The dataset's runner report (its recipe's `progress`…), cached like `dataset`."""
+        cached = self._runners.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        status = await read_runner_status(self.kv, name)
+        self._runners[name] = (now + _CONFIG_TTL, status)
+        return status
+
     def route(self, info: DatasetInfo) -> Route:
         return route_of(info)
 
@@ -148,9 +164,14 @@ class Feed:
         """
         names = self.route(info).consumers_for(session)
         infos = await asyncio.gather(*(consumer_info(self.nc, info.dataset, name) for name in names))
-        remaining = sum((c.num_pending or 0) + (c.num_ack_pending or 0) if c else info.total for c in infos)
-        total = info.total * len(names)
-        return Progress(total=total, answered=max(total - remaining, 0))
+        # The runner may have queued only part of the source so far: what is done is
+        # what was queued less what is still pending or out.
+        queued = info.total if info.queued is None else info.queued
+        remaining = sum((c.num_pending or 0) + (c.num_ack_pending or 0) if c else queued for c in infos)
+        done = queued * len(names) - remaining
+        runner = await self.runner(info.dataset)
+        recipe = runner.progress if runner is not None else None
+        return Progress(total=info.total * len(names), answered=max(done, 0), recipe=recipe)
 
     async def questions(
         self, dataset: str, session: str, count: int | None = None, *, reload: bool = False

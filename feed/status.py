@@ -16,12 +16,13 @@ from nats.aio.client import Client
 from feed.holds import read_holds
 from ledger.datasets import DatasetInfo
 from ledger.events import now_ms
-from ledger.routes import consumer_info, route_of, session_consumer_name
+from ledger.routes import consumer_info, route_of, session_consumer_name, sessions_holding_tasks
 from ledger.snapshot_status import read_status, snapshot_warning
-from ledger.streams import CONFIG_BUCKET, HOLDS_STREAM, holds_subject
+from ledger.streams import CONFIG_BUCKET
 from projections.reports import answer_counts
+from recipes.status import read_runner_status, runner_warning
 
-__all__ = ["QueueStatus", "SessionStatus", "queue_status", "snapshot_health"]
+__all__ = ["QueueStatus", "SessionStatus", "health_warnings", "queue_status"]
 
 _HEALTH_TIMEOUT = 1.0
 
@@ -46,19 +47,17 @@ class QueueStatus(msgspec.Struct):
     out: int
     answered: int
     sessions: list[SessionStatus]
-
-
-async def _sessions_with_holds(nc: Client, dataset: str) -> list[str]:
-    info = await nc.jetstream().stream_info(HOLDS_STREAM, subjects_filter=holds_subject(dataset, "*"))
-    prefix = holds_subject(dataset, "")
-    return sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))
+    stream: str | None = None
+    """The recipe runner's stream: `streaming`, `done` or `failed` (None: queued in full)."""
+    warning: str | None = None
+    """What needs a look: a failed stream, a disabled `update`."""
 
 
 async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None = None) -> QueueStatus:
     """The dataset's queue status, per session."""
     route = route_of(info)
     answered: Counter[str] = await answer_counts(nc, info.dataset, snapshot_dir)
-    sessions = sorted(set(answered) | set(await _sessions_with_holds(nc, info.dataset)))
+    sessions = sorted(set(answered) | set(await sessions_holding_tasks(nc, info.dataset)))
     now = now_ms()
     holds = await asyncio.gather(*(read_holds(nc, info.dataset, s) for s in sessions))
     out_by_session = {
@@ -66,12 +65,13 @@ async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None =
         for s, (record, _) in zip(sessions, holds, strict=True)
     }
     rows = [SessionStatus(s, out_by_session[s], answered[s]) for s in sessions]
+    queued_so_far = info.total if info.queued is None else info.queued
     if route.mode == "full":
         infos = await asyncio.gather(
             *(consumer_info(nc, info.dataset, session_consumer_name(info.dataset, s)) for s in sessions)
         )
         for row, counters in zip(rows, infos, strict=True):
-            row.queued = (counters.num_pending or 0) if counters else info.total - row.answered
+            row.queued = (counters.num_pending or 0) if counters else queued_so_far - row.answered
         queued = sum(row.queued or 0 for row in rows)
         out = sum(row.out for row in rows)
     else:
@@ -80,7 +80,10 @@ async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None =
         )
         queued = sum((c.num_pending or 0) for c in infos if c)
         out = sum((c.num_ack_pending or 0) for c in infos if c)
+    runner = await read_runner_status(await nc.jetstream().key_value(CONFIG_BUCKET), info.dataset)
     return QueueStatus(
+        stream=runner.stream if runner else None,
+        warning=runner_warning(runner),
         dataset=info.dataset,
         mode=route.mode,
         annotations_per_task=route.k,
@@ -92,19 +95,25 @@ async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None =
     )
 
 
-async def snapshot_health(nc: Client | None, *, enabled: bool = True) -> dict[str, str]:
+async def health_warnings(
+    nc: Client | None, dataset: str | None = None, *, snapshots: bool = True
+) -> dict[str, str]:
     """`{"snapshots": "failing: <reason>"}` while the snapshotter reports trouble (or has
-    stopped reporting), else nothing. Liveness must not hang on NATS: a slow or absent
-    NATS says nothing here (`/ready` reports it)."""
-    if nc is None or not enabled or not nc.is_connected:
+    stopped reporting), `{"recipe": "stream failed: …"}` while `dataset`'s runner does;
+    else nothing. Liveness must not hang on NATS: a slow or absent NATS says nothing here
+    (`/ready` reports it)."""
+    if nc is None or not nc.is_connected:
         return {}
 
-    async def warning() -> str | None:
+    async def warnings() -> dict[str, str | None]:
         kv = await nc.jetstream().key_value(CONFIG_BUCKET)
-        return snapshot_warning(await read_status(kv))
+        found = {"snapshots": snapshot_warning(await read_status(kv)) if snapshots else None}
+        if dataset:
+            found["recipe"] = runner_warning(await read_runner_status(kv, dataset))
+        return found
 
     try:
-        found = await asyncio.wait_for(warning(), _HEALTH_TIMEOUT)
+        found = await asyncio.wait_for(warnings(), _HEALTH_TIMEOUT)
     except Exception:  # no bucket yet, NATS busy or gone: /ready is the place for that
         return {}
-    return {"snapshots": found} if found else {}
+    return {key: value for key, value in found.items() if value}

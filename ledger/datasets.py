@@ -26,6 +26,9 @@ class DatasetInfo(msgspec.Struct, kw_only=True):
     view_id: str
     config: dict[str, Any] = msgspec.field(default_factory=dict)
     total: int = 0
+    """Tasks in the source when known (else: queued so far, exact once the stream ends)."""
+    queued: int | None = None
+    """Tasks in the queue so far; None: all of `total` (a source queued in full)."""
     ack_wait: float = 600.0
     feed_overlap: bool = False
     annotations_per_task: int | None = None

@@ -27,7 +27,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from ledger.datasets import DatasetInfo
 from ledger.errors import LedgerError
-from ledger.streams import TASKS_STREAM, tasks_subject
+from ledger.streams import HOLDS_STREAM, TASKS_STREAM, holds_subject, tasks_subject
 
 __all__ = [
     "Mode",
@@ -40,6 +40,8 @@ __all__ = [
     "route_for",
     "route_of",
     "session_consumer_name",
+    "session_consumers",
+    "sessions_holding_tasks",
     "slot_consumer_name",
 ]
 
@@ -173,3 +175,20 @@ def owns_consumer(dataset: str, info: ConsumerInfo) -> bool:
     config = info.config
     subjects = [config.filter_subject] if config.filter_subject else list(config.filter_subjects or [])
     return named and subjects == [tasks_subject(dataset)]
+
+
+async def session_consumers(nc: Client, route: Route) -> list[str]:
+    """The full-overlap session consumers of `route`'s dataset that exist now."""
+    prefix = session_consumer_name(route.dataset, "")
+    names: list[str] = []
+    for info in await nc.jetstream().consumers_info(TASKS_STREAM):
+        if info.name.startswith(prefix) and owns_consumer(route.dataset, info):
+            names.append(info.name)
+    return names
+
+
+async def sessions_holding_tasks(nc: Client, dataset: str) -> list[str]:
+    """Sessions that hold tasks of `dataset` unanswered (their HOLDS records)."""
+    info = await nc.jetstream().stream_info(HOLDS_STREAM, subjects_filter=holds_subject(dataset, "*"))
+    prefix = holds_subject(dataset, "")
+    return sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))

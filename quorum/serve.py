@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.connection import connect
 from ledger.datasets import DatasetInfo, get_dataset
@@ -39,9 +38,8 @@ from ledger.processes import dies_with_this_process
 from ledger.routes import ensure_consumers, route_of
 from ledger.snapshot_follower import keep_snapshots
 from ledger.streams import ensure_streams
-from ledger.tasks import LoadSummary
 from recipes.components import Components
-from recipes.runner import load_components
+from recipes.runner import RunnerThread
 from recipes.settings import Settings
 
 __all__ = ["check_port", "run_feed", "serve_components"]
@@ -86,20 +84,6 @@ def check_port(host: str, port: int, data_dir: Path | None = None) -> None:
         f"port {port} on {host} is in use{who}{of} ({reason}); stop the other server or "
         f"pass --port {port + 1}"
     )
-
-
-async def _load_with_progress(url: str, components: Components, settings: Settings) -> LoadSummary:
-    """`load_components` with a progress bar on stderr (gone once done)."""
-    with Progress(
-        TextColumn("[bold]Queueing tasks"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        job = bar.add_task("queue", total=components.total)
-        return await load_components(url, components, settings, on_progress=lambda n, _: bar.advance(job, n))
 
 
 async def _check_dataset(url: str, dataset: str) -> DatasetInfo:
@@ -233,10 +217,12 @@ def serve_components(
     components: Components | None,
     settings: Settings,
     dataset: str,
-    on_loaded: Callable[[LoadSummary], None] | None = None,
+    on_loaded: Callable[[str], None] | None = None,
 ) -> None:
-    """Own the data dir and start its NATS (or use `NATS_URL`), load `components` if
-    given, and serve `dataset`."""
+    """Own the data dir and start its NATS (or use `NATS_URL`), start the recipe runner
+    for `components` if given (`on_loaded` hears what its first top-up queued), and serve
+    `dataset`. The runner stops after the feed; the recipe's `on_exit` runs on a clean stop."""
+    runner: RunnerThread | None = None
     nats: EmbeddedNats | None = None
     with contextlib.ExitStack() as stack:
         if settings.nats_url:
@@ -257,9 +243,14 @@ def serve_components(
             )
         settings = settings.with_overrides(dataset=dataset)
         if components is not None:
-            summary = asyncio.run(_load_with_progress(url, components, settings))
+            runner = RunnerThread(url, components, settings)
+            summary = runner.start()
+            stack.callback(runner.stop, clean=False)  # if serving fails: no on_exit
             if on_loaded:
-                on_loaded(summary)
+                queued = runner.runner.status.queued
+                done = f"{summary}" if summary.read else f"{queued:,} tasks already queued"
+                more = "" if runner.runner.exhausted else "; the rest is queued as annotators need it"
+                on_loaded(done + more)
         else:
             asyncio.run(_check_dataset(url, dataset))
         # The data dir's owner keeps its snapshots current (with NATS_URL, whoever runs that
@@ -278,3 +269,5 @@ def serve_components(
         run_feed(
             settings, url, f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME", nats
         )
+        if runner is not None:
+            runner.stop(clean=True)

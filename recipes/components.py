@@ -140,7 +140,11 @@ def check_components(recipe: str, result: Any) -> Components:
     exclude = result.get("exclude") or []
     if isinstance(exclude, str):
         exclude = [exclude]
-    total = len(stream) if isinstance(stream, Sized) else None
+    # How many tasks the stream holds, when it knows: a list, or a stream with a `total`.
+    if hasattr(stream, "total"):
+        total = stream.total
+    else:
+        total = len(stream) if isinstance(stream, Sized) else None
     return Components(
         recipe=recipe,
         dataset=dataset,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from recipes.errors import BadSource
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "LOADERS",
+    "PREFLIGHT_RECORDS",
     "CountedStream",
     "SourceOptions",
     "get_stream",
@@ -270,35 +272,51 @@ def get_stream(
         raise BadSource(f"cannot read source file {path}: {exc.strerror or exc}") from None
 
 
+PREFLIGHT_RECORDS = 10_000
+"""Records a built-in recipe checks before serving: enough to catch a wrong file, format or
+encoding at once, few enough that a source of any size starts serving in a second."""
+
+
 def validate_source(
     source: Path | str,
     loader: str | None = None,
     *,
     encoding: str | None = None,
     max_record_bytes: int | None = None,
-) -> int:
-    """Read the whole source once and return its number of examples.
+    limit: int | None = None,
+) -> int | None:
+    """Read the source (its first `limit` records, or all) and return its number of
+    examples, or None when it holds more than `limit`.
 
-    Recipes call this before queueing anything, so a bad line 900 — bad JSON, bytes not
-    in the encoding, a record over the size limit — leaves the queue and the ledger
-    untouched. Raises `BadSource` for an empty source too.
+    Recipes call this before queueing anything, so a bad line among those read — bad
+    JSON, bytes not in the encoding, a record over the size limit — leaves the queue and
+    the ledger untouched; a bad line past them fails the stream while serving (reported
+    by `/health` and `quorum progress`). Raises `BadSource` for an empty source too.
     """
     stream = get_stream(source, loader, encoding=encoding, max_record_bytes=max_record_bytes)
-    count = sum(1 for _ in stream)
+    count = sum(1 for _ in itertools.islice(stream, limit))
     if count == 0:
         raise BadSource(f"no examples in {Path(source).name}: the file is empty")
+    if limit is not None and count == limit and next(stream, None) is not None:
+        return None
     return count
 
 
 class CountedStream:
-    """A stream that is read anew each time it is iterated and knows its length, so
-    progress has a total: `CountedStream(lambda: (…), total)`."""
+    """A stream that is read anew each time it is iterated and may know its length, so
+    progress has a total: `CountedStream(lambda: (…), total)` (`total=None`: unknown)."""
 
-    def __init__(self, make: Callable[[], Iterator[dict[str, Any]]], total: int) -> None:
+    @property
+    def total(self) -> int | None:
+        return self._total
+
+    def __init__(self, make: Callable[[], Iterator[dict[str, Any]]], total: int | None) -> None:
         self._make, self._total = make, total
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._make()
 
     def __len__(self) -> int:
+        if self._total is None:
+            raise TypeError("the stream's length is not known")
         return self._total

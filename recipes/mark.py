@@ -11,7 +11,7 @@ from ledger.names import validate_dataset_name
 from recipes.api import recipe
 from recipes.args import parse_labels
 from recipes.errors import RecipeError
-from recipes.loaders import CountedStream, get_stream, validate_source
+from recipes.loaders import PREFLIGHT_RECORDS, CountedStream, get_stream, validate_source
 from recipes.views import VIEW_IDS
 
 __all__ = ["mark"]
@@ -44,7 +44,7 @@ def mark(
     labels = parse_labels(label) if label else []
     if len(labels) > 1:
         raise RecipeError(f"mark adds one label to every task; got {', '.join(labels)}")
-    total = validate_source(source, loader)
+    total = validate_source(source, loader, limit=PREFLIGHT_RECORDS)
     counts: Counter[str] = Counter()
 
     def stream() -> Iterator[dict[str, Any]]:

@@ -9,7 +9,7 @@ from ledger.hashing import set_hashes
 from ledger.names import validate_dataset_name
 from recipes.api import recipe
 from recipes.args import parse_labels
-from recipes.loaders import CountedStream, get_stream, validate_source
+from recipes.loaders import PREFLIGHT_RECORDS, CountedStream, get_stream, validate_source
 from recipes.nlp import add_tokens, load_nlp
 
 __all__ = ["ner_manual"]
@@ -41,7 +41,7 @@ def ner_manual(
     validate_dataset_name(dataset)
     labels = parse_labels(label)
     nlp = load_nlp(spacy_model)
-    total = validate_source(source, loader)
+    total = validate_source(source, loader, limit=PREFLIGHT_RECORDS)
     highlight = None
     if patterns is not None:
         from recipes.patterns import PatternSpans, check_labels, load_patterns

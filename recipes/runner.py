@@ -1,31 +1,67 @@
-"""The recipe runner: it configures a recipe's dataset and queues its stream.
+"""The recipe runner: it owns a recipe's stream and its `update` learner.
 
-Runs in the process that owns the serving (the `quorum` parent), never in a feed worker.
+One runner per served dataset, in the process that owns the serving (the `quorum`
+parent), never in a feed worker:
+
+- **the stream** is pulled lazily: the runner keeps the work queue (`TASKS`) topped up
+  to a shallow depth (`QUORUM_QUEUE_DEPTH`; automatic: four batches per session holding
+  tasks), so an infinite stream, a generator reading a database or a sorter asking the
+  latest model all work, and serving starts at once whatever the source size. A stream
+  that raises is logged with its traceback and reported (`/health`, `quorum progress`:
+  "stream failed: …"); what was queued is still served. A restarted runner reads the
+  stream again from its start: tasks already queued (or answered) are in `TASKS` and
+  are skipped, so nothing is asked twice.
+- **`update(answers)`** gets every answer of the dataset in ledger order, in batches of
+  `batch_size` (a partial batch after `QUORUM_UPDATE_IDLE` seconds without answers), each
+  once per model state: the position after the last batch whose update returned is kept
+  in NATS, and a restarted runner goes on from there. A batch interrupted by a crash is
+  given again. An update that raises is retried twice, then disabled, with a message;
+  answers are saved either way.
+- **`progress(ctrl, loss)`**, **`on_load(ctrl)`** and **`on_exit(ctrl)`** run here too.
+
+`load_components` is the eager form: configure the dataset and queue the whole stream
+now (tests, benchmarks, `ledger` tools).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
+import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import msgspec
 from nats.aio.client import Client
+from nats.js.kv import KeyValue
 
 from ledger.connection import connect
 from ledger.datasets import DatasetInfo, get_dataset, save_dataset
-from ledger.errors import QuorumError, UnknownDataset
-from ledger.events import DatasetConfigured, config_event_id, now_ms
+from ledger.errors import LedgerError, LedgerUnavailable, QuorumError, UnknownDataset
+from ledger.events import AnswerRecorded, DatasetConfigured, config_event_id, now_ms
 from ledger.hashing import set_hashes
 from ledger.names import validate_dataset_name
-from ledger.routes import ensure_consumers, route_of
-from ledger.store import Ledger
+from ledger.routes import (
+    consumer_info,
+    ensure_consumers,
+    route_of,
+    session_consumers,
+    sessions_holding_tasks,
+)
+from ledger.store import Ledger, LedgerEntry
 from ledger.streams import ensure_streams
+from ledger.tailing import follow_events
 from ledger.tasks import LoadSummary, count_tasks, load_tasks
-from projections.datasets import answers
+from projections.datasets import answers, to_prodigy
+from projections.reports import answer_counts
 from recipes.components import Components, check_components, peek_checked
 from recipes.settings import Settings
+from recipes.status import RunnerStatus, write_runner_status
 
-__all__ = ["load_components", "routing_of"]
+__all__ = ["Controller", "Runner", "RunnerThread", "load_components", "routing_of"]
 
 
 def routing_of(settings: Settings) -> dict[str, Any]:
@@ -65,42 +101,96 @@ async def _excluded_hashes(nc: Client, settings: Settings, more: list[str]) -> s
     return hashes
 
 
-async def load_components(
-    url: str,
-    components: Components | dict[str, Any],
-    settings: Settings,
-    on_progress: Callable[[int, int | None], None] | None = None,
-) -> LoadSummary:
-    """Configure the dataset and queue the recipe's stream.
+_LEARNER_KEY = "learner.{dataset}"
+_POLL = 0.5
+"""Seconds between two looks at the queue's depth."""
+_PULL = 1000
+"""Most tasks pulled from the stream in one go."""
 
-    `components` is checked first (a recipe's dict is checked as `recipe`); its first
-    task too, so a stream that is wrong from the start queues nothing. `on_progress(n,
-    total)` hears of every `n` tasks queued.
-    """
-    if not isinstance(components, Components):
-        components = check_components("recipe", components)
-    components = peek_checked(components)
-    nc = await connect(url)
-    try:
-        kv = await ensure_streams(nc.jetstream())
+log = logging.getLogger("quorum.runner")
+
+
+class Controller:
+    """What `on_load`, `on_exit` and `progress` get as `ctrl`: the dataset, the database
+    and live figures (computed when read, from the projections)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self.dataset = runner.components.dataset
+        self.config = runner.components.config
+        self._db: Any = None
+
+    def _counts(self) -> Counter[str]:
+        runner = self._runner
+        assert runner.loop is not None and runner.nc is not None
+        coro = answer_counts(runner.nc, self.dataset, runner.settings.snapshot_location)
+        return asyncio.run_coroutine_threadsafe(coro, runner.loop).result(timeout=120)
+
+    @property
+    def session_ids(self) -> list[str]:
+        """Sessions that answered, as `<dataset>-<session>` (Prodigy's names)."""
+        return sorted(f"{self.dataset}-{session}" for session in self._counts())
+
+    @property
+    def total_annotated(self) -> int:
+        """Current answers in the dataset (every session's latest decisions)."""
+        return sum(self._counts().values())
+
+    @property
+    def db(self) -> Any:
+        """The Python DB API (`quorum.db`) over this server's ledger."""
+        if self._db is None:
+            from recipes.db import Database
+
+            self._db = Database(nats_url=self._runner.url)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+class Runner:
+    """A recipe's runner on one event loop; see the module docstring."""
+
+    def __init__(self, url: str, components: Components, settings: Settings) -> None:
+        self.url, self.components, self.settings = url, components, settings
+        self.nc: Client | None = None
+        self.kv: KeyValue | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.info: DatasetInfo | None = None
+        self.status = RunnerStatus(dataset=components.dataset)
+        self.ctrl = Controller(self)
+        self.exhausted = False
+        self.skipped = 0
+        self._tasks: Iterator[dict[str, Any]] = iter(())
+        self._update_failures = 0
+
+    # -- set-up -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, check and record the dataset's configuration; the stream is untouched."""
+        self.loop = asyncio.get_running_loop()
+        self.nc = await connect(self.url)
+        self.kv = await ensure_streams(self.nc.jetstream())
+        components, settings = self.components, self.settings
         routing = routing_of(settings)
         with contextlib.suppress(UnknownDataset):
-            _check_same_routing(await get_dataset(kv, components.dataset), routing)
-        excluded = await _excluded_hashes(nc, settings, components.exclude)
+            _check_same_routing(await get_dataset(self.kv, components.dataset), routing)
+        excluded = await _excluded_hashes(self.nc, settings, components.exclude)
         key = "_task_hash" if settings.exclude_by == "task" else "_input_hash"
-        skipped = 0
 
         def kept(stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-            nonlocal skipped
             for task in stream:
                 set_hashes(task)  # a recipe's own hashes are kept
                 if excluded and int(task[key]) in excluded:
-                    skipped += 1
+                    self.skipped += 1
                     continue
                 yield task
 
+        self._tasks = kept(components.stream)
         config = {**components.config, "routing": routing}
-        await Ledger(nc).append(
+        await Ledger(self.nc).append(
             [
                 DatasetConfigured(
                     event_id=config_event_id(
@@ -114,24 +204,297 @@ async def load_components(
                 )
             ]
         )
-        summary = await load_tasks(
-            nc,
-            components.dataset,
-            kept(components.stream),
-            on_progress=(lambda n: on_progress(n, components.total)) if on_progress else None,
-        )
-        summary.read += skipped
-        summary.excluded = skipped
-        info = DatasetInfo(
+        self.status.queued = await count_tasks(self.nc, components.dataset)
+        self.info = DatasetInfo(
             dataset=components.dataset,
             recipe=components.recipe,
             view_id=components.view_id,
             config=components.config,
-            total=await count_tasks(nc, components.dataset),
+            total=components.total or self.status.queued,
+            queued=self.status.queued,
             **routing,
         )
-        await save_dataset(kv, info)
-        await ensure_consumers(nc, route_of(info))
+        await save_dataset(self.kv, self.info)
+        await ensure_consumers(self.nc, route_of(self.info))
+
+    async def close(self) -> None:
+        self.ctrl.close()
+        if self.nc is not None:
+            await self.nc.close()
+
+    # -- the stream ---------------------------------------------------------------------
+
+    async def _pull(self, n: int) -> list[dict[str, Any]]:
+        """Up to `n` tasks from the stream, read in a thread (a recipe may block)."""
+        chunk = await asyncio.to_thread(lambda: list(itertools.islice(self._tasks, n)))
+        if len(chunk) < n:
+            self.exhausted = True
+        return chunk
+
+    async def depth(self) -> int:
+        """Tasks queued that the hungriest consumer has not handed out yet."""
+        assert self.nc is not None and self.info is not None
+        route = route_of(self.info)
+        names = await session_consumers(self.nc, route) if route.mode == "full" else route.consumers_for("")
+        infos = await asyncio.gather(*(consumer_info(self.nc, route.dataset, name) for name in names))
+        pending = [int(c.num_pending or 0) for c in infos if c is not None]
+        if len(pending) < len(names) or not pending:
+            pending.append(self.status.queued)  # a session to come sees every task
+        return min(pending)
+
+    async def target(self) -> int:
+        """How many tasks to keep queued ahead of the annotators."""
+        if self.settings.queue_depth:
+            return self.settings.queue_depth
+        assert self.nc is not None
+        sessions = await sessions_holding_tasks(self.nc, self.components.dataset)
+        return 4 * self.settings.batch_size * max(1, len(sessions))
+
+    async def fill(
+        self, *, everything: bool = False, on_progress: Callable[[int], None] | None = None
+    ) -> LoadSummary:
+        """Top the queue up to `target()` (or queue the whole stream), then record it."""
+        assert self.nc is not None
+        summary = LoadSummary()
+        try:
+            while not self.exhausted:
+                want = _PULL if everything else min(await self.target() - await self.depth(), _PULL)
+                if want <= 0:
+                    break
+                chunk = await self._pull(want)
+                part = await load_tasks(self.nc, self.components.dataset, chunk, on_progress=on_progress)
+                summary.read += part.read
+                summary.queued += part.queued
+                summary.duplicates += part.duplicates
+                self.status.queued += part.queued
+        finally:
+            summary.excluded, self.skipped = self.skipped, 0
+            summary.read += summary.excluded
+            self.status.read += summary.read
+            await self._record()
         return summary
+
+    async def _record(self) -> None:
+        assert self.kv is not None and self.info is not None
+        if self.status.stream == "starting":
+            self.status.stream = "streaming"
+        if self.exhausted and self.status.stream == "streaming":
+            self.status.stream = "done"
+        total = self.status.queued if self.exhausted or not self.components.total else self.components.total
+        if (total, self.status.queued) != (self.info.total, self.info.queued):
+            self.info.total, self.info.queued = total, self.status.queued
+            await save_dataset(self.kv, self.info)
+        await write_runner_status(self.kv, self.status)
+
+    async def _keep_filled(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() and not self.exhausted:
+            try:
+                await self.fill()
+            except (LedgerError, LedgerUnavailable) as exc:
+                log.warning("could not top up the queue of %s: %s", self.components.dataset, exc)
+            except Exception as exc:  # the recipe's stream raised: report it, keep serving
+                self.exhausted = True
+                self.status.stream = "failed"
+                self.status.reason = f"{type(exc).__name__}: {exc}"
+                log.error("the stream of recipe %r failed", self.components.recipe, exc_info=exc)
+                await self._record()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _POLL)
+
+    # -- the learner --------------------------------------------------------------------
+
+    async def _checkpoint(self) -> tuple[int, int]:
+        assert self.kv is not None
+        try:
+            entry = await self.kv.get(_LEARNER_KEY.format(dataset=self.components.dataset))
+            seq, pos = msgspec.json.decode(entry.value or b"[0, -1]", type=tuple[int, int])
+            return seq, pos
+        except Exception:  # no checkpoint: from the first answer
+            return 0, -1
+
+    async def _save_checkpoint(self, seq: int, pos: int) -> None:
+        assert self.kv is not None
+        await self.kv.put(
+            _LEARNER_KEY.format(dataset=self.components.dataset), msgspec.json.encode([seq, pos])
+        )
+
+    async def _apply(self, batch: list[tuple[int, int, dict[str, Any]]]) -> None:
+        """Give one batch to `update` (three tries), then move the checkpoint past it."""
+        update = self.components.update
+        if update is None or self.status.update_error:
+            return
+        examples = [eg for _, _, eg in batch]
+        for attempt in range(3):
+            try:
+                loss = await asyncio.to_thread(update, examples)
+                break
+            except Exception as exc:
+                log.error(
+                    "update of recipe %r failed (try %d of 3)",
+                    self.components.recipe,
+                    attempt + 1,
+                    exc_info=exc,
+                )
+                if attempt == 2:
+                    self.status.update_error = f"{type(exc).__name__}: {exc}"
+                    await self._record()
+                    return
+        seq, pos, _ = batch[-1]
+        await self._save_checkpoint(seq, pos)
+        self.status.updates += 1
+        self.status.loss = float(loss) if isinstance(loss, int | float) else None
+        await self._report_progress(loss)
+
+    async def _report_progress(self, loss: Any = None) -> None:
+        progress = self.components.progress
+        if progress is not None:
+            try:
+                value = await asyncio.to_thread(progress, self.ctrl, loss)
+                self.status.progress = None if value is None else min(max(float(value), 0.0), 1.0)
+            except Exception as exc:
+                log.error("progress of recipe %r failed", self.components.recipe, exc_info=exc)
+        await self._record()
+
+    async def _learn(self, stop: asyncio.Event) -> None:
+        """Feed `update` every answer of the dataset in ledger order; see the docstring."""
+        nc = self.nc
+        assert nc is not None
+        done_seq, done_pos = await self._checkpoint()
+        entries: asyncio.Queue[LedgerEntry] = asyncio.Queue(maxsize=64)
+
+        async def read() -> None:
+            start = max(done_seq, 1)
+            async for entry in follow_events(
+                nc, dataset=self.components.dataset, kind="answer_recorded", start_seq=start
+            ):
+                await entries.put(entry)
+
+        reader = asyncio.create_task(read())
+        batch: list[tuple[int, int, dict[str, Any]]] = []
+        size = self.settings.batch_size
+        try:
+            while not stop.is_set():
+                try:
+                    entry = await asyncio.wait_for(entries.get(), self.settings.update_idle)
+                except TimeoutError:
+                    if batch:
+                        await self._apply(batch)
+                        batch = []
+                    if reader.done():
+                        reader.result()  # a reader that failed says why
+                    continue
+                for pos, event in enumerate(entry.events):
+                    if (entry.seq, pos) <= (done_seq, done_pos) or not isinstance(event, AnswerRecorded):
+                        continue
+                    batch.append((entry.seq, pos, to_prodigy(event)))
+                if len(batch) >= size:
+                    await self._apply(batch)
+                    batch = []
+        finally:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+    # -- the whole run --------------------------------------------------------------------
+
+    async def call(self, callback: Callable[[Any], Any] | None) -> None:
+        """Run `on_load` / `on_exit` in a thread (it may read `ctrl`, which asks this loop)."""
+        if callback is not None:
+            await asyncio.to_thread(callback, self.ctrl)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the queue filled and the learner fed until `stop`."""
+        jobs = [asyncio.create_task(self._keep_filled(stop))]
+        if self.components.update is not None:
+            jobs.append(asyncio.create_task(self._learn(stop)))
+        elif self.components.progress is not None:
+            await self._report_progress()
+        await stop.wait()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+class RunnerThread:
+    """A `Runner` on its own event loop in a thread of the serving process.
+
+    `start` opens it, runs `on_load` and fills the queue once (errors raise here, before
+    anything is served); `stop` ends it and runs `on_exit` (a clean stop only).
+    """
+
+    def __init__(self, url: str, components: Components, settings: Settings) -> None:
+        self.runner = Runner(url, peek_checked(components), settings)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop.run_forever, name="quorum-runner", daemon=True)
+
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self, on_progress: Callable[[int], None] | None = None) -> LoadSummary:
+        self._thread.start()
+
+        async def begin() -> LoadSummary:
+            await self.runner.open()
+            await self.runner.call(self.runner.components.on_load)
+            return await self.runner.fill(on_progress=on_progress)
+
+        try:
+            summary: LoadSummary = self._call(begin())
+        except BaseException:
+            self._end()
+            raise
+        self._stop = self._call(_event())
+        self._running = asyncio.run_coroutine_threadsafe(self.runner.run(self._stop), self._loop)
+        return summary
+
+    def stop(self, *, clean: bool = True) -> None:
+        """Stop topping up and learning; with `clean`, run the recipe's `on_exit`. Once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            with contextlib.suppress(Exception):
+                self._running.result(timeout=10)
+            if clean:
+                try:
+                    self._call(self.runner.call(self.runner.components.on_exit), timeout=120)
+                except Exception as exc:
+                    log.error("on_exit of recipe %r failed", self.runner.components.recipe, exc_info=exc)
+        self._end()
+
+    def _end(self) -> None:
+        with contextlib.suppress(Exception):
+            self._call(self.runner.close(), timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+async def _event() -> asyncio.Event:
+    return asyncio.Event()
+
+
+async def load_components(
+    url: str,
+    components: Components | dict[str, Any],
+    settings: Settings,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> LoadSummary:
+    """Configure the dataset and queue the whole stream now (the eager runner).
+
+    `components` is checked first (a recipe's dict is checked as `recipe`); its first
+    task too, so a stream that is wrong from the start queues nothing. `on_progress(n,
+    total)` hears of every `n` tasks queued.
+    """
+    if not isinstance(components, Components):
+        components = check_components("recipe", components)
+    runner = Runner(url, peek_checked(components), settings)
+    try:
+        await runner.open()
+        report = (lambda n: on_progress(n, components.total)) if on_progress else None
+        return await runner.fill(everything=True, on_progress=report)
     finally:
-        await nc.close()
+        await runner.close()

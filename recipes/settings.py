@@ -92,6 +92,21 @@ SETTINGS: tuple[Setting, ...] = (
         "batch_size", "QUORUM_BATCH_SIZE", int, 10, "Tasks handed out per /get_session_questions request."
     ),
     Setting(
+        "queue_depth",
+        "QUORUM_QUEUE_DEPTH",
+        int,
+        0,
+        "Tasks the recipe runner keeps queued ahead of the annotators, pulling the recipe's stream "
+        "lazily; 0: four batches per session holding tasks (at least four batches).",
+    ),
+    Setting(
+        "update_idle",
+        "QUORUM_UPDATE_IDLE",
+        float,
+        2.0,
+        "Seconds without new answers after which the runner hands a partial batch to the recipe's `update`.",
+    ),
+    Setting(
         "ack_wait",
         "QUORUM_ACK_WAIT",
         float,
@@ -221,6 +236,8 @@ class Settings:
     workers: int = 1
     dataset: str | None = None
     batch_size: int = 10
+    queue_depth: int = 0
+    update_idle: float = 2.0
     ack_wait: float = 600.0
     token_ttl: float = 86400.0
     max_ack_pending: int = 20000
@@ -287,6 +304,7 @@ def _convert(setting: Setting, raw: str) -> Any:
 _POSITIVE = (
     "workers",
     "batch_size",
+    "update_idle",
     "ack_wait",
     "token_ttl",
     "max_ack_pending",
@@ -315,6 +333,8 @@ def _validate(settings: Settings) -> Settings:
         raise InvalidSetting(
             f"QUORUM_EXCLUDE_BY / --exclude-by must be 'task' or 'input', got {settings.exclude_by!r}"
         )
+    if settings.queue_depth < 0:
+        raise InvalidSetting(f"QUORUM_QUEUE_DEPTH must be 0 (automatic) or more, got {settings.queue_depth}")
     k = settings.annotations_per_task
     if k is not None and k < 1:
         raise InvalidSetting("QUORUM_ANNOTATIONS_PER_TASK / --annotations-per-task must be 1 or more")

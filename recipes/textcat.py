@@ -14,7 +14,7 @@ from ledger.hashing import set_hashes
 from ledger.names import validate_dataset_name
 from recipes.api import recipe
 from recipes.args import parse_labels
-from recipes.loaders import CountedStream, get_stream, validate_source
+from recipes.loaders import PREFLIGHT_RECORDS, CountedStream, get_stream, validate_source
 
 __all__ = ["textcat_manual"]
 
@@ -40,7 +40,7 @@ def textcat_manual(
     """
     validate_dataset_name(dataset)
     labels = parse_labels(label)
-    total = validate_source(source, loader)
+    total = validate_source(source, loader, limit=PREFLIGHT_RECORDS)
     single = len(labels) == 1
     view_id = "classification" if single else "choice"
     options = [{"id": name, "text": name} for name in labels]

@@ -62,6 +62,12 @@ def progress(
             row.session, "-" if row.queued is None else f"{row.queued:,}", f"{row.out:,}", f"{row.answered:,}"
         )
     console.print(table)
+    if status.stream == "streaming":
+        console.print(
+            "The recipe's stream is still being read: more tasks are queued as annotators need them."
+        )
+    if status.warning:
+        console.print(f"[yellow]⚠ {status.warning}[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -69,7 +69,7 @@ def _reading(settings: Settings, encoding: str) -> AbstractContextManager[object
 
 
 def _serve(components: Components | None, dataset: str, settings: Settings) -> None:
-    def loaded(summary: object) -> None:
+    def loaded(summary: str) -> None:
         console.print(f"[green]✔[/] {dataset}: {summary}")
 
     serve_components(components, settings, dataset, on_loaded=loaded)
