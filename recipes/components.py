@@ -141,10 +141,7 @@ def check_components(recipe: str, result: Any) -> Components:
     if isinstance(exclude, str):
         exclude = [exclude]
     # How many tasks the stream holds, when it knows: a list, or a stream with a `total`.
-    if hasattr(stream, "total"):
-        total = stream.total
-    else:
-        total = len(stream) if isinstance(stream, Sized) else None
+    total = getattr(stream, "total", len(stream) if isinstance(stream, Sized) else None)
     return Components(
         recipe=recipe,
         dataset=dataset,

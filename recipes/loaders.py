@@ -306,17 +306,9 @@ class CountedStream:
     """A stream that is read anew each time it is iterated and may know its length, so
     progress has a total: `CountedStream(lambda: (…), total)` (`total=None`: unknown)."""
 
-    @property
-    def total(self) -> int | None:
-        return self._total
-
     def __init__(self, make: Callable[[], Iterator[dict[str, Any]]], total: int | None) -> None:
-        self._make, self._total = make, total
+        self._make = make
+        self.total = total
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._make()
-
-    def __len__(self) -> int:
-        if self._total is None:
-            raise TypeError("the stream's length is not known")
-        return self._total
