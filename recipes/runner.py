@@ -224,12 +224,22 @@ class Runner:
 
     # -- the stream ---------------------------------------------------------------------
 
-    async def _pull(self, n: int) -> list[dict[str, Any]]:
-        """Up to `n` tasks from the stream, read in a thread (a recipe may block)."""
-        chunk = await asyncio.to_thread(lambda: list(itertools.islice(self._tasks, n)))
+    async def _pull(self, n: int) -> tuple[list[dict[str, Any]], Exception | None]:
+        """Up to `n` tasks from the stream, read in a thread (a recipe may block), and
+        the error it raised after them, if it did: the tasks before an error still count."""
+
+        def take() -> tuple[list[dict[str, Any]], Exception | None]:
+            chunk: list[dict[str, Any]] = []
+            try:
+                chunk.extend(itertools.islice(self._tasks, n))
+            except Exception as exc:
+                return chunk, exc
+            return chunk, None
+
+        chunk, error = await asyncio.to_thread(take)
         if len(chunk) < n:
             self.exhausted = True
-        return chunk
+        return chunk, error
 
     async def depth(self) -> int:
         """Tasks queued that the hungriest consumer has not handed out yet."""
@@ -261,12 +271,14 @@ class Runner:
                 want = _PULL if everything else min(await self.target() - await self.depth(), _PULL)
                 if want <= 0:
                     break
-                chunk = await self._pull(want)
+                chunk, error = await self._pull(want)
                 part = await load_tasks(self.nc, self.components.dataset, chunk, on_progress=on_progress)
                 summary.read += part.read
                 summary.queued += part.queued
                 summary.duplicates += part.duplicates
                 self.status.queued += part.queued
+                if error is not None:
+                    raise error
         finally:
             summary.excluded, self.skipped = self.skipped, 0
             summary.read += summary.excluded
