@@ -69,3 +69,15 @@ class SurplusAnswer(FeedError):
 
     status = 409
     code = "surplus_answer"
+
+
+class RecipeRejected(InvalidAnswer):
+    """The recipe's `validate_answer` refused the answer; the message is the recipe's."""
+
+    code = "recipe_rejected"
+
+
+class RecipeFailed(FeedError):
+    """The recipe's `before_db` returned what can't be stored; nothing was."""
+
+    code = "recipe_failed"

@@ -23,6 +23,7 @@ from nats.js.kv import KeyValue
 
 from feed.errors import BadRequest, FeedError, Forbidden, InvalidAnswer, NotReady, SurplusAnswer
 from feed.holds import HeldTask, Holds, read_holds, update_holds
+from feed.hooks import RecipeHooks
 from feed.routing import (
     ConsumerMissing,
     ack_tasks,
@@ -118,13 +119,18 @@ class Feed:
     kv: KeyValue
     secret: bytes
     settings: Settings
+    hooks: RecipeHooks = field(default_factory=RecipeHooks)
+    """The served recipe's `validate_answer` and `before_db`, if it has them."""
     _configs: dict[str, tuple[float, DatasetInfo]] = field(default_factory=dict)
     _runners: dict[str, tuple[float, RunnerStatus | None]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, nc: Client, settings: Settings) -> Feed:
         kv = await ensure_streams(nc.jetstream())
-        return cls(nc=nc, kv=kv, secret=await load_secret(kv, settings.secret), settings=settings)
+        hooks = await asyncio.to_thread(RecipeHooks.from_env)
+        return cls(
+            nc=nc, kv=kv, secret=await load_secret(kv, settings.secret), settings=settings, hooks=hooks
+        )
 
     @property
     def ledger(self) -> Ledger:
@@ -316,6 +322,7 @@ class Feed:
         example = {k: v for k, v in answer.items() if k not in _NOT_EXAMPLE}
         example["_input_hash"] = input_hash
         example["_task_hash"] = task_hash
+        self.hooks.validate({**example, "answer": decision, "_session_id": f"{dataset}-{session}"})
         event = AnswerRecorded(
             event_id=answer_event_id(
                 dataset, session, task_hash, decision, example, decision_key(answer.get("_decision_id"))
@@ -354,9 +361,29 @@ class Feed:
                 raise exc.for_task(answer.get("_task_hash") if isinstance(answer, dict) else None) from None
         if checked:
             # Two answers to one task in one batch (undo, then answer again): keep the last.
-            latest = {event.task_hash: (event, reply) for event, reply in checked}
-            await self._record(info, session, list(latest.values()), now)
+            latest = list({event.task_hash: (event, reply) for event, reply in checked}.values())
+            await self._record(info, session, self._before_db(latest), now)
         return await self.progress(info, session)
+
+    def _before_db(self, answered: list[tuple[AnswerRecorded, str]]) -> list[tuple[AnswerRecorded, str]]:
+        """The recipe's `before_db` on the batch: what it returns is stored (the event keeps
+        the id of the decision as given, so a retry still changes nothing)."""
+        if self.hooks.before_db is None:
+            return answered
+        examples = [
+            {**event.example, "answer": event.answer, "_session_id": event.session_id}
+            for event, _ in answered
+        ]
+        stored = self.hooks.store(examples)
+        return [
+            (
+                msgspec.structs.replace(
+                    event, example={k: v for k, v in eg.items() if k not in _NOT_EXAMPLE}
+                ),
+                reply,
+            )
+            for (event, reply), eg in zip(answered, stored, strict=True)
+        ]
 
     async def _record(
         self, info: DatasetInfo, session: str, answered: list[tuple[AnswerRecorded, str]], now: int
@@ -397,6 +424,13 @@ class Feed:
             ack_tasks(self.nc, [reply for _, reply in answered]),
             update_holds(self.nc, dataset, session, lambda h: _without(h, done), now),
         )
+
+
+def _stored_example(event: AnswerRecorded, returned: dict[str, Any]) -> dict[str, Any]:
+    """What `before_db` returned, as an event's example: the task's hashes stay its own."""
+    example = {k: v for k, v in returned.items() if k not in _NOT_EXAMPLE}
+    example["_input_hash"], example["_task_hash"] = event.input_hash, event.task_hash
+    return example
 
 
 def _present(task: dict[str, Any], token: str, dataset: str, session: str) -> dict[str, Any]:

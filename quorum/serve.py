@@ -115,7 +115,9 @@ class FeedProcess:
                 self.process.wait()
 
 
-def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> FeedProcess:
+def start_feed(
+    settings: Settings, nats_url: str, *, timeout: float = 60.0, extra_env: dict[str, str] | None = None
+) -> FeedProcess:
     """Start Granian with `settings.workers` workers and wait until it answers /ready.
 
     Granian ends when this process ends, however it ends, and each worker ends when
@@ -127,6 +129,7 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
         **settings.to_env(),
         "QUORUM_NATS_URL": nats_url,
         "QUORUM_DATA_DIR": str(settings.data_dir.resolve()),
+        **(extra_env or {}),
     }
     command = [
         sys.executable,
@@ -175,7 +178,13 @@ def start_feed(settings: Settings, nats_url: str, *, timeout: float = 60.0) -> F
         raise
 
 
-def run_feed(settings: Settings, nats_url: str, banner: str, nats: EmbeddedNats | None = None) -> None:
+def run_feed(
+    settings: Settings,
+    nats_url: str,
+    banner: str,
+    nats: EmbeddedNats | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> None:
     """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly.
 
     With `nats` (the embedded server this process owns), restart it when it dies; a
@@ -191,7 +200,7 @@ def run_feed(settings: Settings, nats_url: str, banner: str, nats: EmbeddedNats 
     feed: FeedProcess | None = None
     grace = 8.0
     try:
-        feed = start_feed(settings, nats_url)
+        feed = start_feed(settings, nats_url, extra_env=extra_env)
         if nats is not None:
             nats.lock.update(feed_pid=feed.process.pid)
         console.print(banner.format(url=feed.url))
@@ -218,6 +227,7 @@ def serve_components(
     settings: Settings,
     dataset: str,
     on_loaded: Callable[[str], None] | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> None:
     """Own the data dir and start its NATS (or use `NATS_URL`), start the recipe runner
     for `components` if given (`on_loaded` hears what its first top-up queued), and serve
@@ -267,7 +277,11 @@ def serve_components(
             "embedded NATS, data in " + str(settings.data_dir) if not settings.nats_url else f"NATS at {url}"
         )
         run_feed(
-            settings, url, f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME", nats
+            settings,
+            url,
+            f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME",
+            nats,
+            worker_env,
         )
         if runner is not None:
             runner.stop(clean=True)

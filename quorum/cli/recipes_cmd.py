@@ -17,9 +17,11 @@ import typer
 from rich.console import Console
 
 from feed.access import check_users_file
+from feed.hooks import ENV as HOOKS_ENV
 from ledger.ownership import check_unowned
 from quorum.cli import options
 from quorum.serve import serve_components
+from recipes.catalog import RecipeCall
 from recipes.components import Components, check_components
 from recipes.loaders import source_options
 from recipes.registry import REGISTRY, replaced
@@ -68,11 +70,13 @@ def _reading(settings: Settings, encoding: str) -> AbstractContextManager[object
     return source_options(encoding=encoding, max_record_bytes=settings.max_task_bytes)
 
 
-def _serve(components: Components | None, dataset: str, settings: Settings) -> None:
+def _serve(
+    components: Components | None, dataset: str, settings: Settings, worker_env: dict[str, str] | None = None
+) -> None:
     def loaded(summary: str) -> None:
         console.print(f"[green]✔[/] {dataset}: {summary}")
 
-    serve_components(components, settings, dataset, on_loaded=loaded)
+    serve_components(components, settings, dataset, on_loaded=loaded, worker_env=worker_env)
 
 
 class _Converter:
@@ -115,13 +119,16 @@ def _parameter(arg: Arg) -> inspect.Parameter:
 
 def _run(spec: RecipeSpec, values: dict[str, Any]) -> None:
     serving = {name: values.pop(name) for name in list(values) if name in SERVING_OPTIONS}
-    values.pop("file", None)  # read before the command line was parsed (recipes.files)
+    files = values.pop("file", None) or []  # loaded before the command line was parsed
     encoding = serving.pop("encoding", None) or "utf-8"
     settings = _settings(**serving)
     with _reading(settings, encoding):
         components = check_components(spec.name, spec.func(**values))
         settings = with_recipe_config(settings, components.config, given=serving)
-        _serve(components, components.dataset, settings)
+        # The workers run validate_answer and before_db: they make the same recipe call.
+        hooks = components.validate_answer or components.before_db
+        call = {HOOKS_ENV: RecipeCall(spec.name, list(files), values).encode()} if hooks else None
+        _serve(components, components.dataset, settings, call)
 
 
 def recipe_command(spec: RecipeSpec) -> Callable[..., None]:
