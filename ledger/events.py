@@ -11,7 +11,7 @@ rewritten. Decoding ignores unknown fields, so an older reader can skip addition
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -38,7 +38,6 @@ __all__ = [
     "decode_batch",
     "decode_event",
     "encode_batch",
-    "event_ids",
     "is_keyed",
     "now_ms",
 ]
@@ -315,8 +314,3 @@ _VOLATILE_KEYS = frozenset({"_token", "_timestamp", "_session_id", "_annotator_i
 
 def _content(example: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in example.items() if k not in _VOLATILE_KEYS}
-
-
-def event_ids(events: Iterable[Event]) -> list[str]:
-    """The ids of `events`, in order."""
-    return [e.event_id for e in events]

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.errors import LedgerUnavailable, QuorumError
+from ledger.errors import QuorumError
 from ledger.ownership import (
     OwnerLock,
     acquire,
@@ -40,7 +40,6 @@ from ledger.processes import dies_with_this_process
 __all__ = [
     "MAX_DEATHS",
     "EmbeddedNats",
-    "check_reachable",
     "nats_binary",
     "nats_server",
     "running_embedded_url",
@@ -253,17 +252,3 @@ def nats_server(data_dir: Path, nats_url: str | None = None, port: int = 0) -> I
             yield server.url
         finally:
             server.stop()
-
-
-def check_reachable(url: str) -> None:
-    """Raise `LedgerUnavailable` if nothing listens at `url` (a quick TCP probe)."""
-    rest = url.split("://", 1)[-1].split(",")[0].rsplit("@", 1)[-1]
-    host, _, port = rest.partition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port or 4222)), timeout=2):
-            return
-    except (OSError, ValueError) as exc:
-        raise LedgerUnavailable(
-            f"cannot reach NATS at {url} ({exc}); start it, fix NATS_URL, or unset NATS_URL "
-            f"to use Quorum's embedded server"
-        ) from None

@@ -11,9 +11,7 @@ byte-identical exports. `prodigy_record` / `to_prodigy` give the JSONL shape for
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.client import Client
@@ -22,7 +20,7 @@ from ledger.events import AnswerRecorded, DatasetConfigured, DatasetDropped, is_
 from ledger.projectable import Skips, load_quarantine
 from ledger.store import Ledger
 
-__all__ = ["DatasetStats", "answers", "dataset_stats", "prodigy_record", "to_prodigy"]
+__all__ = ["answers", "prodigy_record", "to_prodigy"]
 
 # Prodigy's key order for the bookkeeping keys that follow the example's own keys.
 _TAIL = ("_input_hash", "_task_hash", "_view_id", "answer", "_timestamp", "_annotator_id", "_session_id")
@@ -117,31 +115,3 @@ async def answers(
         if answer is not None and event.answer != answer:
             continue
         yield event
-
-
-@dataclass
-class DatasetStats:
-    """Counts for one dataset."""
-
-    dataset: str
-    recipe: str = ""
-    view_id: str = ""
-    answers: Counter[str] = field(default_factory=Counter)
-    sessions: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def total(self) -> int:
-        return sum(self.answers.values())
-
-
-async def dataset_stats(nc: Client, dataset: str) -> DatasetStats:
-    """Answer counts by decision and by session."""
-    stats = DatasetStats(dataset=dataset)
-    async for entry in Ledger(nc).read(dataset):
-        for event in entry.events:
-            if isinstance(event, DatasetConfigured):
-                stats.recipe, stats.view_id = event.recipe, event.view_id
-    async for event in answers(nc, dataset):
-        stats.answers[event.answer] += 1
-        stats.sessions[event.session] += 1
-    return stats

@@ -25,6 +25,7 @@ from nats.aio.client import Client
 
 from ledger.connection import connect
 from ledger.datasets import get_dataset
+from ledger.snapshot_store import Cut
 from ledger.streams import ensure_streams
 from projections.errors import ProjectionError, QueryError, ReadOnlyQuery
 from projections.functions import register_functions, unregister_functions
@@ -34,7 +35,6 @@ from projections.tail import TAIL_SCHEMA, TailFile, read_tail
 __all__ = [
     "EVENT_COLUMNS",
     "VIEWS",
-    "Cut",
     "Projections",
     "check_query",
     "load_projections",
@@ -163,20 +163,14 @@ class Projections:
         self.close()
 
 
-@dataclass(frozen=True)
-class Cut:
-    """Time travel: only events up to a stream sequence and/or recorded up to a time."""
-
-    to_seq: int | None = None
-    until_ms: int | None = None
-
-    def where(self) -> str:
-        clauses = []
-        if self.to_seq is not None:
-            clauses.append(f"seq <= {int(self.to_seq)}")
-        if self.until_ms is not None:
-            clauses.append(f"recorded_at <= {int(self.until_ms)}")
-        return " AND ".join(clauses)
+def _cut_where(cut: Cut) -> str:
+    """The SQL condition of a time-travel cut: events up to a sequence and/or a time."""
+    clauses = []
+    if cut.to_seq is not None:
+        clauses.append(f"seq <= {int(cut.to_seq)}")
+    if cut.until_ms is not None:
+        clauses.append(f"recorded_at <= {int(cut.until_ms)}")
+    return " AND ".join(clauses)
 
 
 def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None, cut: Cut | None = None) -> str:
@@ -190,8 +184,8 @@ def _events_view(tail: TailFile, snapshots: SnapshotSet, dataset: str | None, cu
             f"union_by_name = true) WHERE seq <= {int(snapshots.last_seq)}"
         )
     union = " UNION ALL BY NAME ".join(parts)
-    if cut is not None and cut.where():
-        return f"CREATE VIEW events AS SELECT * FROM ({union}) WHERE {cut.where()}"
+    if cut is not None and _cut_where(cut):
+        return f"CREATE VIEW events AS SELECT * FROM ({union}) WHERE {_cut_where(cut)}"
     return "CREATE VIEW events AS " + union
 
 

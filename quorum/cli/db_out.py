@@ -11,7 +11,8 @@ import typer
 
 from ledger.names import validate_dataset_name
 from ledger.natsd import nats_server
-from projections.duck import Cut, load_projections
+from ledger.snapshot_store import Cut
+from projections.duck import load_projections
 from projections.export import export_jsonl
 from quorum.cli.options import DataDir, SnapshotDir, ToSeq, Until, parse_until
 from recipes.settings import load_settings
