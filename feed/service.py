@@ -177,7 +177,9 @@ class Feed:
         done = queued * len(names) - remaining
         runner = await self.runner(info.dataset)
         recipe = runner.progress if runner is not None else None
-        return Progress(total=info.total * len(names), answered=max(done, 0), recipe=recipe)
+        target = info.config.get("total_examples_target")  # Prodigy's: progress toward a goal
+        total = target if isinstance(target, int) and target > 0 else info.total * len(names)
+        return Progress(total=total, answered=max(done, 0), recipe=recipe)
 
     async def questions(
         self, dataset: str, session: str, count: int | None = None, *, reload: bool = False

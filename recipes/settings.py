@@ -361,7 +361,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return _validate(Settings(**values)).with_overrides(**overrides)
 
 
-RECIPE_CONFIG_SETTINGS = ("batch_size", "feed_overlap", "annotations_per_task")
+RECIPE_CONFIG_SETTINGS = ("batch_size", "feed_overlap", "annotations_per_task", "exclude_by")
 """Settings a recipe's `config` may set (Prodigy's keys of the same names)."""
 
 

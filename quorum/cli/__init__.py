@@ -4,6 +4,7 @@ and is a thin wrapper around a plain function."""
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -69,9 +70,21 @@ def _load_recipes(args: list[str] | None) -> None:
         err.print(f"[yellow]ℹ[/] {notice}", highlight=False)
 
 
+_show_warning = warnings.showwarning
+
+
+def _one_line_warning(message: Any, category: type[Warning], *rest: Any, **more: Any) -> None:
+    """Quorum's own warnings (an unknown component or config key) as one line, no source."""
+    if category.__module__.split(".")[0] in ("recipes", "quorum", "feed", "ledger", "projections"):
+        err.print(f"[yellow]⚠[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        _show_warning(message, category, *rest, **more)
+
+
 def run_cli(application: typer.Typer, args: list[str] | None = None, before: Any = None) -> None:
     """Run a Typer app, turning `QuorumError` into a one-line message and its exit code
     (1; 2 for a usage error such as a bad recipe file). `before(args)` runs first, inside."""
+    warnings.showwarning = _one_line_warning
     try:
         if before is not None:
             before(args)
