@@ -103,7 +103,7 @@ def test_ledger_doc_duckdb_recipe_reads_exactly_the_manifests_files(tmp_path):
 
     from ledger.columns import ColumnBuffer
     from ledger.snapshot_store import Manifest, SnapshotStore
-    from tests.test_projections_support import answer, configure
+    from tests.ledger_writes import answer, configure
 
     store = SnapshotStore(tmp_path / ".quorum" / "snapshots")
     buffer = ColumnBuffer()

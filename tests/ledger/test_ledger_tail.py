@@ -16,7 +16,7 @@ from ledger.natsd import start_embedded
 from ledger.store import subject_kind
 from ledger.tailing import SUBJECT_KINDS
 from tests.conftest import run
-from tests.test_projections_support import answer, configure, drop, write
+from tests.ledger_writes import answer, configure, drop, write
 
 LEDGER = [sys.executable, "-c", "from quorum.cli.ledger_cmd import main; main()"]
 

@@ -29,7 +29,7 @@ from ledger.streams import EVENTS_STREAM, ensure_streams
 from projections.duck import open_projections
 from projections.export import export_jsonl
 from projections.snapshots import SnapshotSet
-from tests.test_projections_support import answer, configure, drop
+from tests.ledger_writes import answer, configure, drop
 
 DATASETS = ("alpha", "beta")
 

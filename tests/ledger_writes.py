@@ -1,6 +1,6 @@
 """Helpers for the projection tests: events written to the real ledger, no HTTP.
 
-(No tests here; the name keeps it with the projection tests it serves.)
+(No tests here: the ledger and projection tests share it.)
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
+from tests.ledger.test_ledger_tail import ledger_cli
 
 from feed.routing import claim_first_time
 from ledger.connection import connect
@@ -18,8 +19,7 @@ from ledger.streams import HOLDS_STREAM, SEEN_STREAM, TASKS_STREAM, ensure_strea
 from projections.duck import load_projections
 from recipes.textcat import textcat_manual
 from tests.conftest import EXAMPLES, quorum_cli, run
-from tests.test_ledger_tail import ledger_cli
-from tests.test_projections_support import answer, drop, write
+from tests.ledger_writes import answer, drop, write
 
 NEWS = EXAMPLES / "news.jsonl"
 

@@ -34,7 +34,7 @@ from ledger.streams import EVENTS_STREAM, events_subject
 from projections.datasets import answers, to_prodigy
 from projections.reports import dashboard
 from tests.conftest import quorum_cli, run
-from tests.test_projections_support import answer, configure, register, write
+from tests.ledger_writes import answer, configure, register, write
 
 pytestmark = pytest.mark.timeout(90)
 

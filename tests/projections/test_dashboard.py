@@ -15,7 +15,7 @@ from projections.duck import open_projections
 from projections.reports import review_queue
 from tests.browser import SCREENSHOTS, launch_chromium, off_loop
 from tests.conftest import run
-from tests.test_projections_support import DAY_MS, T0, answer, configure, register, write
+from tests.ledger_writes import DAY_MS, T0, answer, configure, register, write
 
 TOKEN = "open-sesame-6"
 SESSIONS = ["alex", "blake", "casey"]

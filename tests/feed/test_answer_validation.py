@@ -3,7 +3,7 @@
 Real NATS, real Granian workers, one served dataset per view (`ner_manual`, `choice`,
 `classification`). Each refusal is the exact body a client reads, and writes nothing;
 each accepted answer lands in the ledger with the content as served. The rules one by
-one are in tests/test_validate.py.
+one are in tests/feed/test_validate.py.
 """
 
 from __future__ import annotations

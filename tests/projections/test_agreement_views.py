@@ -22,7 +22,7 @@ from projections.duck import open_projections
 from projections.errors import NoOverlap
 from projections.reports import agreement_report, disagreements
 from tests.conftest import quorum_cli, run
-from tests.test_projections_support import answer, configure, register, write
+from tests.ledger_writes import answer, configure, register, write
 
 krippendorff = pytest.importorskip("krippendorff")
 SESSIONS = ["ann", "bob", "cat", "dan"]

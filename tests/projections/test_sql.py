@@ -12,7 +12,7 @@ import pytest
 from projections.duck import check_query
 from projections.errors import QueryError, ReadOnlyQuery
 from tests.conftest import quorum_cli, run
-from tests.test_projections_support import answer, configure, register, write
+from tests.ledger_writes import answer, configure, register, write
 
 
 @pytest.fixture

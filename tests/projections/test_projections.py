@@ -24,8 +24,8 @@ from projections.duck import VIEWS, open_projections
 from projections.export import export_jsonl
 from projections.snapshots import SnapshotSet
 from projections.tail import TAIL_SCHEMA, entry_rows
-from tests.conftest import run
-from tests.test_projections_support import DAY_MS, T0, answer, configure, drop, write
+from tests.conftest import ROOT, run
+from tests.ledger_writes import DAY_MS, T0, answer, configure, drop, write
 
 _encode = msgspec.json.Encoder().encode
 
@@ -218,7 +218,7 @@ def test_the_latest_decision_wins(nats_url, dataset_name):
     assert [(r["_session_id"], r["_task_hash"]) for r in lines] == [(f"{d}-bob", 2), (f"{d}-bob", 3)]
 
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "projections.md"
+DOCS = ROOT / "docs" / "projections.md"
 
 
 def test_every_view_and_column_is_documented(nats_url, dataset_name):
@@ -251,7 +251,7 @@ def test_the_plain_duckdb_recipe_in_the_docs_runs(nats_url, dataset_name, tmp_pa
         for statement in duckdb.extract_statements(sql.replace(".quorum/snapshots", str(tmp_path))):
             rows = con.execute(statement).fetchall()
         assert (dataset_name, "ann", "accept", 1) in rows
-        views = (Path(__file__).resolve().parent.parent / "projections" / "views.sql").read_text()
+        views = (ROOT / "projections" / "views.sql").read_text()
         failed = []
         for statement in duckdb.extract_statements(views):
             try:

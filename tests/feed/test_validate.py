@@ -1,7 +1,7 @@
 """Issue 11 §2, feed/validate.py: an answer may change only what its view lets one change.
 
 Pure and fast: no NATS. Each rule is fixed with the exact message the client reads.
-The same rules over HTTP are in tests/test_answer_validation.py.
+The same rules over HTTP are in tests/feed/test_answer_validation.py.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from ledger.natsd import start_embedded
 from ledger.snapshot_store import MANIFEST_NAME, SnapshotStore
 from ledger.streams import EVENTS_STREAM, events_subject
 from tests.conftest import quorum_cli, run
-from tests.test_projections_support import DAY_MS, T0, answer, configure, drop, register, write
+from tests.ledger_writes import DAY_MS, T0, answer, configure, drop, register, write
 
 
 def ledger_cli(url: str, *args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[bytes]:
