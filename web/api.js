@@ -49,12 +49,21 @@ export class ApiError extends Error {
   }
 
   /**
-   * The answer can never be accepted and holding it helps nobody: the task was answered
-   * by as many sessions as routing allows (409), the answer is invalid (422), or its
-   * token expired. The rest of its batch can go.
+   * The recipe's `validate_answer` refused the answer (422 `recipe_rejected`). The
+   * message is the recipe's, and the task is still this session's: the annotator can
+   * change the answer and give it again.
+   */
+  get rejected() {
+    return this.code === "recipe_rejected";
+  }
+
+  /**
+   * The answer can never be accepted as it is, and holding it helps nobody: the task was
+   * answered by as many sessions as routing allows (409), the answer is invalid (422) or
+   * refused by the recipe, or its token expired. The rest of its batch can go.
    */
   get final() {
-    return this.code === "surplus_answer" || this.code === "invalid_answer" || this.expired;
+    return this.code === "surplus_answer" || this.code === "invalid_answer" || this.rejected || this.expired;
   }
 }
 

@@ -10,7 +10,15 @@ import { Api } from "./api.js";
 import { decided } from "./decision.js";
 import { h } from "./dom.js";
 import { Outbox } from "./outbox.js";
-import { plural, renderNotice, renderProgress, renderSession, renderStatus, sentence } from "./panels.js";
+import {
+  plural,
+  renderNotice,
+  renderProgress,
+  renderRefusal,
+  renderSession,
+  renderStatus,
+  sentence,
+} from "./panels.js";
 import { TaskQueue } from "./queue.js";
 import { askForSession, sessionFromUrl } from "./session.js";
 import { AnswerStore } from "./store.js";
@@ -29,6 +37,7 @@ class App {
     this.current = null; // {task, view}
     this.history = []; // [{task, answer, state}], oldest first
     this.drafts = new Map(); // task hash -> edit state of a task put back by undo
+    this.refusals = new Map(); // task hash -> why the recipe refused the answer, until answered again
     this.answered = new Set(); // task hashes whose answers the server confirmed to this page
     this.counts = { accept: 0, reject: 0, ignore: 0 };
     this.activeLabel = null;
@@ -166,6 +175,7 @@ class App {
     $("card-body").replaceChildren(view.body);
     $("toolbar").replaceChildren(...(view.toolbar ? [view.toolbar] : []));
     $("card-meta").replaceChildren(...this.metaItems(task));
+    renderRefusal(this.refusals.get(String(task._task_hash)) ?? null);
     this.defaultHint = view.hint || "";
     this.hint("");
     this.setActionsEnabled(true);
@@ -187,6 +197,7 @@ class App {
     $("problems").replaceChildren();
     $("toolbar").replaceChildren();
     $("card-meta").replaceChildren();
+    renderRefusal(null);
     $("card-body").replaceChildren(
       h(
         "div",
@@ -246,6 +257,7 @@ class App {
     const { task, view } = this.current;
     // Every decision gets a key of its own; retries of it keep that key.
     const answer = decided({ ...task, ...view.extras(), answer: decision });
+    this.refusals.delete(String(task._task_hash));
     this.outbox.put(answer);
     this.history.push({ task, answer, state: view.snapshot() });
     if (this.history.length > HISTORY_LIMIT) this.history.shift();
@@ -278,23 +290,27 @@ class App {
   /**
    * The outbox let these answers go for good: take them out of the counts and the
    * history (their tasks may come back), and tell the annotator. An expired token also
-   * means the tasks that came with it are stale: fetch fresh ones, once.
+   * means the tasks that came with it are stale: fetch fresh ones, once. An answer the
+   * recipe refused comes back on screen at once, to be fixed.
    */
   dropped(dropped) {
     const expired = dropped.filter((d) => d.error.expired).map((d) => d.answer._task_hash);
     const surplus = dropped.filter((d) => d.error.code === "surplus_answer");
-    const invalid = dropped.filter((d) => !d.error.expired && d.error.code !== "surplus_answer");
+    const rejected = dropped.filter((d) => d.error.rejected);
+    const invalid = dropped.filter((d) => !d.error.expired && !d.error.rejected && d.error.code !== "surplus_answer");
     if (expired.length) {
       this.drops.expired += expired.length;
       this.renew(expired); // first: it needs to know which request brought them
     }
     const answers = new Set(dropped.map((d) => d.answer));
+    const gone = this.history.filter((entry) => answers.has(entry.answer));
     this.history = this.history.filter((entry) => !answers.has(entry.answer));
-    for (const { answer } of dropped) {
+    for (const { answer, error } of dropped) {
       this.counts[answer.answer] = Math.max(0, this.counts[answer.answer] - 1);
-      this.queue.forget(answer._task_hash);
+      if (!error.rejected) this.queue.forget(answer._task_hash); // a refused one stays: it comes back
     }
     this.saveCounts();
+    if (rejected.length) this.bringBack(rejected, gone); // first: showing a task resets the hint line
     if (surplus.length) {
       const message = sentence(surplus[surplus.length - 1].error.message);
       const many = `${plural(surplus.length, "answer")} not needed: ${message}`;
@@ -302,6 +318,30 @@ class App {
     }
     this.drops.invalid.push(...invalid.map((d) => d.error.message));
     this.renderSide();
+  }
+
+  /**
+   * The recipe refused these answers (`422 recipe_rejected`): nothing of them was stored
+   * and their tasks are still this session's, so resending them as they are is pointless
+   * and dropping them would lose the annotator's work. Each task goes back to the front
+   * of the queue, the first refused on screen now, with the recipe's message and the
+   * annotator's edit (`entries`: their history entries, where the page still has them).
+   */
+  bringBack(rejected, entries) {
+    if (this.current) {
+      this.drafts.set(String(this.current.task._task_hash), this.current.view.snapshot());
+      this.queue.unshift(this.current.task);
+    }
+    for (const { answer, error } of [...rejected].reverse()) {
+      const key = String(answer._task_hash);
+      const entry = entries.find((e) => e.answer === answer);
+      // On screen or queued again (undo brought it back meanwhile): its newer edit stays.
+      const task = this.queue.withdraw(key) ?? entry?.task ?? taskOf(answer);
+      if (entry && !this.drafts.has(key)) this.drafts.set(key, entry.state);
+      this.refusals.set(key, `${sentence(error.message)} You had ${WORDS[answer.answer]} it: answer it again.`);
+      this.queue.unshift(task);
+    }
+    this.next();
   }
 
   /** Tokens expired: drop the stale tasks, the one on screen too, and get fresh ones. */
@@ -324,7 +364,9 @@ class App {
     await this.outbox.flush({ force: true });
     if (this.hintSeq !== saying) return; // something was said meanwhile (a dropped answer): keep it
     const status = this.outbox.status();
-    if (status.state === "saved") this.hint("All answers saved.", "ok");
+    // The recipe refused the answer on screen: it is not saved, whatever the outbox says.
+    const refused = this.current && this.refusals.has(String(this.current.task._task_hash));
+    if (status.state === "saved" && !refused) this.hint("All answers saved.", "ok");
     else this.hint("");
   }
 
@@ -460,6 +502,12 @@ class App {
       activeLabel: this.activeLabel,
     };
   }
+}
+
+/** The task an answer was given to (the page no longer has it): the answer less its decision. */
+function taskOf(answer) {
+  const { answer: _decision, _timestamp, _decision_id, ...task } = answer;
+  return task;
 }
 
 function isTyping(target) {

@@ -7,10 +7,12 @@
 // no sooner than a 503's `Retry-After`. A batch is all or nothing on the server, so when
 // it refuses one answer, nothing of the batch was stored: the refused answer is found
 // (the server names it, or smaller batches do) and the rest is sent again. An answer that
-// can never be accepted (surplus, invalid, expired token) is dropped and reported; one
-// refused for another reason is held, with the server's message, for the annotator to
-// retry or discard. Re-sending is always safe: an answer keeps its decision key on
-// every retry, so the server records it once, and the latest decision on a task wins.
+// can never be accepted as it is (surplus, invalid, refused by the recipe, expired token)
+// is dropped and reported: the app brings a recipe's refusal back on screen to be fixed,
+// since resending it unchanged would only be refused again. One refused for another
+// reason is held, with the server's message, for the annotator to retry or discard.
+// Re-sending is always safe: an answer keeps its decision key on every retry, so the
+// server records it once, and the latest decision on a task wins.
 
 import { ApiError } from "./api.js";
 
@@ -31,8 +33,8 @@ export class Outbox {
    * @param {{batchSize?: number, instant?: boolean, store: import("./store.js").AnswerStore,
    *          onChange?: Function, onSaved?: Function, onDropped?: Function}} options
    *   `onSaved(result, taskHashes)`: the server has the answers to these tasks;
-   *   `onDropped([{answer, error}])`: answers the server will never accept were let go;
-   *   called once per flush round, with all of them
+   *   `onDropped([{answer, error}])`: answers the server will never accept as they are
+   *   were let go; called once per flush round, with all of them
    */
   constructor(
     api,

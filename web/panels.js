@@ -73,6 +73,15 @@ export function renderNotice(status, drops) {
   notice.hidden = false;
 }
 
+/**
+ * Above the card: why the recipe refused the answer to the task on screen (`null`: it
+ * did not). An alert, so a screen reader says it as the task comes back.
+ */
+export function renderRefusal(text) {
+  $("refusal-text").textContent = text || "";
+  $("refusal").hidden = !text;
+}
+
 /** What was dropped: expired answers to redo, and answers the server can never accept. */
 function renderDrops({ expired, invalid }) {
   const lines = [];

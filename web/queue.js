@@ -52,6 +52,12 @@ export class TaskQueue {
     this.items.unshift(task);
   }
 
+  /** Take this task out of the queue (to put it back in front): the task, or undefined. */
+  withdraw(hash) {
+    const index = this.items.findIndex((task) => String(task._task_hash) === String(hash));
+    return index < 0 ? undefined : this.items.splice(index, 1)[0];
+  }
+
   /** Request the next batch if few tasks are left and no request or retry is pending. */
   prefetch() {
     if (this.items.length <= this.threshold && !this.loading && !this.pollTimer) this.fetch();
