@@ -16,7 +16,7 @@ from typing import Any
 
 from recipes.errors import RecipeError
 
-__all__ = ["CONFIG_KEYS", "UnknownConfigKey", "merged_config", "project_config"]
+__all__ = ["CONFIG_KEYS", "UnknownConfigKey", "merged_config", "project_config", "read_instructions"]
 
 CONFIG_KEYS = frozenset(
     {
@@ -86,3 +86,34 @@ def merged_config(recipe: str, config: Mapping[str, Any], project: Mapping[str, 
             stacklevel=2,
         )
     return merged
+
+
+_INSTRUCTIONS_LIMIT = 256 * 1024
+
+
+def read_instructions(config: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """`config` with its `instructions` file read in: the web app shows the text from a
+    help button (`{"format": "html" | "markdown", "text": …}`), since a browser can't read
+    the server's files. A relative path is relative to `base` (the working directory)."""
+    value = config.get("instructions")
+    if value is None or isinstance(value, dict):
+        return config
+    if not isinstance(value, str) or not value:
+        raise RecipeError(f"config 'instructions' is {value!r}; give the path of an HTML or Markdown file")
+    path = Path(value)
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    if not path.is_file():
+        raise RecipeError(
+            f"instructions file {value} does not exist; give the path of an HTML or Markdown file"
+        )
+    if path.stat().st_size > _INSTRUCTIONS_LIMIT:
+        raise RecipeError(
+            f"instructions file {value} is over {_INSTRUCTIONS_LIMIT // 1024} KiB; keep it short"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecipeError(f"instructions file {value} is not UTF-8 text") from None
+    kind = "html" if path.suffix.lower() in (".html", ".htm") else "markdown"
+    return {**config, "instructions": {"format": kind, "text": text}}

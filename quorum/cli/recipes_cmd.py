@@ -23,7 +23,7 @@ from quorum.cli import options
 from quorum.serve import serve_components
 from recipes.catalog import RecipeCall
 from recipes.components import Components, check_components
-from recipes.config import merged_config, project_config
+from recipes.config import merged_config, project_config, read_instructions
 from recipes.loaders import source_options
 from recipes.registry import REGISTRY, replaced
 from recipes.settings import Settings, load_settings, with_recipe_config
@@ -125,7 +125,7 @@ def _run(spec: RecipeSpec, values: dict[str, Any]) -> None:
     settings = _settings(**serving)
     with _reading(settings, encoding):
         components = check_components(spec.name, spec.func(**values))
-        components.config = merged_config(spec.name, components.config, project_config())
+        components.config = read_instructions(merged_config(spec.name, components.config, project_config()))
         settings = with_recipe_config(settings, components.config, given=serving)
         # The workers run validate_answer and before_db: they make the same recipe call.
         hooks = components.validate_answer or components.before_db

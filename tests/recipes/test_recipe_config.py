@@ -61,3 +61,15 @@ def test_the_command_line_says_so_in_one_line(tmp_path, nats_url, dataset_name):
     )  # fmt: skip
     lines = [line for line in result.stderr.decode().splitlines() if "batch_sise" in line]
     assert len(lines) == 1 and lines[0].startswith("⚠ recipe 'textcat.manual': config 'batch_sise'")
+
+
+def test_instructions_are_read_for_the_web_app(tmp_path):
+    from recipes.config import read_instructions
+
+    (tmp_path / "guide.md").write_text("# How to annotate\n\nMark **people**.", encoding="utf-8")
+    (tmp_path / "guide.html").write_text("<h1>Guide</h1>", encoding="utf-8")
+    md = read_instructions({"instructions": "guide.md"}, base=tmp_path)["instructions"]
+    assert md == {"format": "markdown", "text": "# How to annotate\n\nMark **people**."}
+    assert read_instructions({"instructions": str(tmp_path / "guide.html")})["instructions"]["format"] == "html"
+    with pytest.raises(RecipeError, match="instructions file missing.md does not exist"):
+        read_instructions({"instructions": "missing.md"}, base=tmp_path)
