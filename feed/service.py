@@ -12,8 +12,9 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -56,6 +57,7 @@ _NOT_EXAMPLE = frozenset(
 )
 _DECISION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _CONFIG_TTL = 2.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -142,23 +144,11 @@ class Feed:
         A cache of what NATS holds, never the source of truth: routing can't change for
         a dataset, and a new `total` after a reload shows within `_CONFIG_TTL`.
         """
-        cached = self._configs.get(name)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        info = await get_dataset(self.kv, name)
-        self._configs[name] = (now + _CONFIG_TTL, info)
-        return info
+        return await _cached(self._configs, name, lambda: get_dataset(self.kv, name))
 
     async def runner(self, name: str) -> RunnerStatus | None:
         """The dataset's runner report (its recipe's `progress`…), cached like `dataset`."""
-        cached = self._runners.get(name)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        status = await read_runner_status(self.kv, name)
-        self._runners[name] = (now + _CONFIG_TTL, status)
-        return status
+        return await _cached(self._runners, name, lambda: read_runner_status(self.kv, name))
 
     def route(self, info: DatasetInfo) -> Route:
         return route_of(info)
@@ -426,6 +416,17 @@ class Feed:
             ack_tasks(self.nc, [reply for _, reply in answered]),
             update_holds(self.nc, dataset, session, lambda h: _without(h, done), now),
         )
+
+
+async def _cached(cache: dict[str, tuple[float, T]], key: str, read: Callable[[], Awaitable[T]]) -> T:
+    """`read()`'s value, kept in `cache` for `_CONFIG_TTL` seconds."""
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = await read()
+    cache[key] = (now + _CONFIG_TTL, value)
+    return value
 
 
 def _stored_example(event: AnswerRecorded, returned: dict[str, Any]) -> dict[str, Any]:

@@ -188,7 +188,8 @@ def run_feed(
     """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly.
 
     With `nats` (the embedded server this process owns), restart it when it dies; a
-    `QuorumError` ends serving when it keeps dying.
+    `QuorumError` ends serving when it keeps dying. With `settings.feed` false there are
+    no workers: the process runs the recipe runner only, until told to stop.
     """
     stop = False
 
@@ -200,11 +201,14 @@ def run_feed(
     feed: FeedProcess | None = None
     grace = 8.0
     try:
-        feed = start_feed(settings, nats_url, extra_env=extra_env)
-        if nats is not None:
-            nats.lock.update(feed_pid=feed.process.pid)
-        console.print(banner.format(url=feed.url))
-        while not stop and feed.process.poll() is None:
+        if settings.feed:
+            feed = start_feed(settings, nats_url, extra_env=extra_env)
+            if nats is not None:
+                nats.lock.update(feed_pid=feed.process.pid)
+            console.print(banner.format(url=feed.url))
+        else:
+            console.print(f"Running the recipe runner only (no feed), NATS at {nats_url}")
+        while not stop and (feed is None or feed.process.poll() is None):
             try:
                 restarted = nats.keep_alive() if nats is not None else None
             except QuorumError:

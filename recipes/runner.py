@@ -58,6 +58,7 @@ from ledger.tasks import LoadSummary, count_tasks, load_tasks
 from projections.datasets import answers, to_prodigy
 from projections.reports import answer_counts
 from recipes.components import Components, check_components, peek_checked
+from recipes.leader import LeaderLock
 from recipes.settings import Settings
 from recipes.status import RunnerStatus, write_runner_status
 
@@ -164,7 +165,7 @@ class Runner:
         self.exhausted = False
         self.skipped = 0
         self._tasks: Iterator[dict[str, Any]] = iter(())
-        self._update_failures = 0
+        self.lock: LeaderLock | None = None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -174,6 +175,11 @@ class Runner:
         self.nc = await connect(self.url)
         self.kv = await ensure_streams(self.nc.jetstream())
         components, settings = self.components, self.settings
+        # One runner per dataset wherever it runs; a runner-only process (a cluster's
+        # runner Deployment) waits for a predecessor's lock instead of failing.
+        self.lock = await LeaderLock.acquire(
+            self.nc, components.dataset, components.recipe, wait=not settings.feed
+        )
         routing = routing_of(settings)
         with contextlib.suppress(UnknownDataset):
             _check_same_routing(await get_dataset(self.kv, components.dataset), routing)
@@ -219,6 +225,8 @@ class Runner:
 
     async def close(self) -> None:
         self.ctrl.close()
+        if self.lock is not None:
+            await self.lock.release()
         if self.nc is not None:
             await self.nc.close()
 
@@ -416,13 +424,20 @@ class Runner:
             await asyncio.to_thread(callback, self.ctrl)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep the queue filled and the learner fed until `stop`."""
-        jobs = [asyncio.create_task(self._keep_filled(stop))]
+        """Keep the queue filled and the learner fed until `stop`, or until another runner
+        took the leader lock over (this one paused too long): then this one stops."""
+        assert self.lock is not None
+        jobs = [asyncio.create_task(self._keep_filled(stop)), asyncio.create_task(self.lock.keep())]
         if self.components.update is not None:
             jobs.append(asyncio.create_task(self._learn(stop)))
         elif self.components.progress is not None:
             await self._report_progress()
-        await stop.wait()
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self.lock.lost.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if self.lock.lost.is_set():
+            log.error("another runner took over dataset %r; this one stopped", self.components.dataset)
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)

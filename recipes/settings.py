@@ -92,6 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
         "batch_size", "QUORUM_BATCH_SIZE", int, 10, "Tasks handed out per /get_session_questions request."
     ),
     Setting(
+        "feed",
+        "QUORUM_FEED",
+        bool,
+        True,
+        "A recipe command serves the feed workers; false: it runs the recipe runner only (its "
+        "Deployment on a cluster), waiting for the dataset's leader lock while another runner holds it.",
+    ),
+    Setting(
         "queue_depth",
         "QUORUM_QUEUE_DEPTH",
         int,
@@ -236,6 +244,7 @@ class Settings:
     workers: int = 1
     dataset: str | None = None
     batch_size: int = 10
+    feed: bool = True
     queue_depth: int = 0
     update_idle: float = 2.0
     ack_wait: float = 600.0

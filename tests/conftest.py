@@ -11,11 +11,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from ledger.natsd import EmbeddedNats, start_embedded
@@ -127,3 +129,29 @@ def quorum_cli(
         timeout=timeout,
         input=input,
     )
+
+
+def start_recipe(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`quorum <recipe> …` in the background, as a user would start it."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from quorum.cli import main; main()", *args],
+        cwd=cwd,
+        env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "NATS_URL"} | (env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the recipe server at `url` answers /ready; fail with its stderr if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")

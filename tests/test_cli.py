@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
 from ledger.connection import connect
 from ledger.tasks import count_tasks
-from tests.conftest import EXAMPLES, free_port, quorum_cli, run
-
-
-def start_recipe(args, cwd, env=None):
-    """`quorum <recipe> …` in the background, as a user would start it."""
-    return subprocess.Popen(
-        [sys.executable, "-c", "from quorum.cli import main; main()", *args],
-        cwd=cwd,
-        env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "NATS_URL"} | (env or {}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-
-
-def wait_ready(url, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become ready")
+from tests.conftest import EXAMPLES, free_port, quorum_cli, run, start_recipe, wait_ready
 
 
 def test_recipe_db_out_and_stats_with_embedded_nats(tmp_path):

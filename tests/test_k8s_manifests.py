@@ -238,3 +238,22 @@ def test_snapshotter_has_time_to_commit_on_sigterm() -> None:
     spec = _one("Deployment", "quorum-snapshotter")["spec"]["template"]["spec"]
     # SIGTERM makes it commit what it buffered (to an object store, maybe slowly).
     assert spec.get("terminationGracePeriodSeconds", 30) >= 60
+
+
+def test_the_runner_runs_a_recipe_without_feed_workers() -> None:
+    deployment = _one("Deployment", "quorum-runner")
+    assert deployment["spec"]["replicas"] == 1  # a second one would wait for the leader lock
+    (container,) = _containers(deployment)
+    command = container["command"]
+    assert command[0] == "quorum" and "--no-feed" in command
+    from recipes.catalog import get_recipe, load
+
+    load()
+    spec = get_recipe(command[1])  # a recipe Quorum has
+    positional = [a for a in spec.args if a.kind == "positional" and a.required]
+    assert len([c for c in command[2:] if not c.startswith("-")]) >= len(positional)
+    (feed,) = _containers(_one("Deployment", "quorum-feed"))
+    assert _env(container)["QUORUM_NATS_URL"] == _env(feed)["QUORUM_NATS_URL"]
+    source = next(c for c in command if c.endswith(".jsonl"))
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert any(source.startswith(m.rstrip("/") + "/") for m in mounts), f"{source} is on no mounted volume"

@@ -16,6 +16,7 @@ __all__ = [
     "Encoding",
     "Exclude",
     "ExcludeBy",
+    "Feed",
     "FeedOverlap",
     "Host",
     "MaxTaskBytes",
@@ -68,6 +69,14 @@ FeedOverlap = Annotated[
         "--feed-overlap/--no-feed-overlap",
         help="Every session annotates every task, or each task goes to one session "
         "\\[env: QUORUM_FEED_OVERLAP]",
+    ),
+]
+Feed = Annotated[
+    bool | None,
+    typer.Option(
+        "--feed/--no-feed",
+        help="Serve the feed workers, or run only the recipe runner (a cluster's runner Deployment) "
+        "\\[env: QUORUM_FEED, default on]",
     ),
 ]
 Snapshots = Annotated[

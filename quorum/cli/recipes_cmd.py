@@ -46,6 +46,7 @@ SERVING_OPTIONS: dict[str, Any] = {
     "exclude_by": options.ExcludeBy,
     "users_file": options.UsersFile,
     "snapshots": options.Snapshots,
+    "feed": options.Feed,
     "max_task_bytes": options.MaxTaskBytes,
     "encoding": options.Encoding,
 }

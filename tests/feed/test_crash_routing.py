@@ -24,10 +24,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.ledger.test_ledger_tail import LEDGER
 
-from tests.conftest import EXAMPLES, free_port, quorum_cli
-from tests.test_cli import wait_ready
+from tests.conftest import EXAMPLES, free_port, quorum_cli, wait_ready
+from tests.ledger.test_ledger_tail import LEDGER
 
 TASKS = 300  # examples/news.jsonl
 

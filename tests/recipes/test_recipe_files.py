@@ -6,8 +6,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
-from conftest import free_port, quorum_cli, run
+from conftest import free_port, quorum_cli, run, start_recipe, wait_ready
 
 from ledger.connection import connect
 from ledger.datasets import list_datasets
@@ -81,29 +82,14 @@ def test_help_lists_a_recipe_files_arguments(tmp_path):
 
 def test_a_prodigy_recipe_file_runs_unchanged_and_serves(tmp_path, nats_url, dataset_name):
     """Loaded with -F, its config's batch_size applies, and its options reach the view."""
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
     recipe = write(tmp_path / "recipe.py", PRODIGY_STYLE)
     port = free_port()
-    command = [sys.executable, "-c", "from quorum.cli import main; main()", "news.topics", dataset_name]
-    command += [str(NEWS), "-l", "Tech,Politics", "-E", "-F", str(recipe)]
-    command += ["--port", str(port), "--host", "127.0.0.1", "--data-dir", str(tmp_path / "d")]
-    env = {**__import__("os").environ, "NATS_URL": nats_url}
-    server = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    args = ["news.topics", dataset_name, str(NEWS), "-l", "Tech,Politics", "-E", "-F", str(recipe)]
+    args += ["--port", str(port), "--host", "127.0.0.1", "--data-dir", str(tmp_path / "d")]
+    server = start_recipe(args, tmp_path, {"NATS_URL": nats_url})
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_ready(url, server)
         project = httpx.get(f"{url}/project", timeout=5).json()
         assert project["recipe_name"] == "news.topics" and project["view_id"] == "choice"
         assert project["batch_size"] == 3  # the recipe's config, no flag given
@@ -113,7 +99,7 @@ def test_a_prodigy_recipe_file_runs_unchanged_and_serves(tmp_path, nats_url, dat
         assert tasks[0]["_task_hash"] and tasks[0]["_input_hash"]  # set by Quorum
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.communicate(timeout=30)
 
 
 def test_a_recipe_file_replaces_a_built_in_with_a_notice(tmp_path):

@@ -5,18 +5,15 @@ a before_db returning the wrong thing stores nothing."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, quorum_cli
+from conftest import free_port, quorum_cli, start_recipe, wait_ready
 
 RECIPE = """
 import os
@@ -56,22 +53,12 @@ def serve(tmp_path: Path, nats_url: str) -> Iterator:
         recipe = tmp_path / "recipe.py"
         recipe.write_text(textwrap.dedent(RECIPE), encoding="utf-8")
         port = free_port()
-        command = [sys.executable, "-c", "from quorum.cli import main; main()", "checked.text", dataset]
-        command += ["-F", str(recipe), "--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
-        process = subprocess.Popen(
-            command, env={**os.environ, "NATS_URL": nats_url, **env}, cwd=tmp_path, stderr=subprocess.PIPE
-        )
+        args = ["checked.text", dataset, "-F", str(recipe), "--port", str(port), "--host", "127.0.0.1"]
+        process = start_recipe([*args, "--workers", "1"], tmp_path, {"NATS_URL": nats_url, **env})
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("the recipe server did not start")
+        wait_ready(url, process)
+        return url
 
     yield start
     for process in started:
