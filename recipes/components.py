@@ -70,27 +70,31 @@ class Components:
 
 
 def _checked_stream(recipe: str, view_id: str, stream: Iterable[Any]) -> Iterator[Example]:
-    """The stream, each task checked as it is pulled: a dict with the view's fields."""
+    """The stream, each task checked as it is pulled: a dict, or the stream fails."""
     for number, task in enumerate(stream, 1):
         if not isinstance(task, dict):
             raise RecipeUsageError(
                 f"recipe {recipe!r}: task {number} of its stream is a {type(task).__name__}, not a "
                 f"dict; a stream yields one dict per task, e.g. {{'text': '…'}}"
             )
-        missing = missing_fields(task.get("_view_id") or view_id, task)
-        if missing:
-            raise RecipeUsageError(
-                f"recipe {recipe!r}: task {number} of its stream has no {', '.join(missing)}, which "
-                f"the {task.get('_view_id') or view_id!r} view needs"
-            )
         yield task
 
 
-def peek_checked(components: Components, n: int = 1) -> Components:
-    """Check the stream's first `n` tasks now (they are kept), so a recipe whose stream
-    is wrong from the start fails before anything is queued."""
+def peek_checked(components: Components) -> Components:
+    """Check the stream's first task now (it is kept): a recipe whose stream is wrong from
+    the start — not dicts, or tasks without the fields the view needs — fails before
+    anything is queued. A later task without them is still served: the web app shows
+    what is wrong on its card, and the annotator skips it."""
     stream = _checked_stream(components.recipe, components.view_id, components.stream)
-    first = list(itertools.islice(stream, n))
+    first = list(itertools.islice(stream, 1))
+    for task in first:
+        view = task.get("_view_id") or components.view_id
+        missing = missing_fields(view, task)
+        if missing:
+            raise RecipeUsageError(
+                f"recipe {components.recipe!r}: task 1 of its stream has no {', '.join(missing)}, "
+                f"which the {view!r} view needs"
+            )
     components.stream = itertools.chain(first, stream)
     return components
 

@@ -7,11 +7,15 @@
 // reload could not rebuild, except unsent answers (the outbox, on disk in IndexedDB).
 
 import { Api } from "./api.js";
+import { applyTheme, historySize, shownButtons } from "./config.js";
 import { decided } from "./decision.js";
 import { h } from "./dom.js";
+import { setUpInstructions, toggleDialog } from "./instructions.js";
+import { eventKey, Keymap } from "./keymap.js";
 import { Outbox } from "./outbox.js";
 import {
   plural,
+  renderActions,
   renderNotice,
   renderProgress,
   renderRefusal,
@@ -24,7 +28,8 @@ import { askForSession, sessionFromUrl } from "./session.js";
 import { AnswerStore } from "./store.js";
 import { createView } from "./views/index.js";
 
-const HISTORY_LIMIT = 50;
+const HISTORY_LIMIT = 50; // answers undo can bring back, at least
+const INSTRUCTIONS_KEY = "i";
 const WORDS = { accept: "accepted", reject: "rejected", ignore: "ignored" };
 
 const $ = (id) => document.getElementById(id);
@@ -45,6 +50,9 @@ class App {
     this.hintTimer = null;
     this.hintSeq = 0; // counts what the hint line said, so a later message is not overwritten
     this.drops = { expired: 0, invalid: [] }; // dropped answers the annotator has not dismissed
+    this.keymap = new Keymap(); // the default keys until the project config says otherwise
+    this.historySize = historySize();
+    this.instructionsKey = null; // `i`, when the project has instructions and no action took the key
   }
 
   // -- start-up ------------------------------------------------------------------------
@@ -60,10 +68,7 @@ class App {
       h("strong", {}, dataset),
       this.project.recipe_name ? h("span", { class: "muted" }, ` · ${this.project.recipe_name}`) : null,
     );
-    if (typeof this.project.instructions === "string" && this.project.instructions.trim()) {
-      $("instructions-text").textContent = this.project.instructions;
-      $("instructions").hidden = false;
-    }
+    this.applyConfig();
     const labels = this.labels();
     if (labels.length === 1) this.activeLabel = labels[0];
     const batchSize = Number(this.project.batch_size) || 10;
@@ -98,6 +103,18 @@ class App {
     if (this.outbox.size) this.outbox.flush();
     await this.queue.fetch();
     if (!this.current) this.next();
+  }
+
+  /** What the project's config asks of the page: keys, buttons, history, theme, instructions. */
+  applyConfig() {
+    const config = this.project;
+    this.keymap = new Keymap(config.keymap);
+    this.historySize = historySize(config.history_size);
+    applyTheme(config.custom_theme);
+    const hasInstructions = setUpInstructions(config.instructions);
+    this.instructionsKey = hasInstructions && !this.keymap.bound(INSTRUCTIONS_KEY) ? INSTRUCTIONS_KEY : null;
+    renderActions(this.keymap, shownButtons(config.buttons), this.instructionsKey);
+    $("history-panel").hidden = this.historySize === 0;
   }
 
   async loadProject() {
@@ -142,6 +159,7 @@ class App {
       project: this.project,
       labels: this.labels(),
       state,
+      keyLabel: (action) => this.keymap.label(action),
       activeLabel: () => this.activeLabel,
       setActiveLabel: (label) => {
         this.activeLabel = label;
@@ -260,7 +278,7 @@ class App {
     this.refusals.delete(String(task._task_hash));
     this.outbox.put(answer);
     this.history.push({ task, answer, state: view.snapshot() });
-    if (this.history.length > HISTORY_LIMIT) this.history.shift();
+    if (this.history.length > Math.max(HISTORY_LIMIT, this.historySize)) this.history.shift();
     this.counts[decision] += 1;
     this.saveCounts();
     this.next();
@@ -411,22 +429,20 @@ class App {
       return;
     }
     if (mod || event.altKey) return;
-    const help = $("help");
-    if (event.key === "?") {
+    const dialog = event.key === "?" ? $("help") : this.instructionsKey === eventKey(event) ? $("instructions") : null;
+    if (dialog) {
       event.preventDefault();
-      if (help.open) help.close();
-      else help.showModal();
+      if (!event.repeat) toggleDialog(dialog);
       return;
     }
-    if (help.open) return;
+    if (document.querySelector("dialog[open]")) return;
     if (this.current && this.current.view.key(event)) {
       event.preventDefault();
       return;
     }
-    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    const action = { a: "accept", x: "reject", " ": "ignore", Backspace: "undo", Delete: "undo" }[key];
+    const action = this.keymap.action(event);
     if (!action) {
-      if (key === "Escape") this.hint("");
+      if (event.key === "Escape") this.hint("");
       return;
     }
     event.preventDefault();
@@ -466,7 +482,8 @@ class App {
 
   renderSide() {
     if (this.progress) renderProgress(this.progress);
-    renderSession(this.counts, this.history.slice(-8).reverse().map((entry) => entry.answer));
+    const recent = this.historySize ? this.history.slice(-this.historySize) : [];
+    renderSession(this.counts, recent.reverse().map((entry) => entry.answer));
     this.renderStatus();
   }
 

@@ -2,7 +2,7 @@
 //
 // Project labels take the palette in order, so PERSON is the same colour for everyone
 // on the team; a label the project does not list (from pre-set spans) gets a colour
-// from its name, so it is at least stable.
+// from its name, so it is at least stable. A project's `custom_theme` may set its own.
 
 const PALETTE = [
   { bg: "#ffe08a", edge: "#c99a06" }, // amber
@@ -23,8 +23,23 @@ function hashName(name) {
   return h;
 }
 
+/** The project's own colours (`custom_theme.labels`), by label: they win over the palette. */
+let themed = new Map();
+
+/**
+ * Use the project's colours for these labels (`{"PERSON": "#ffd966"}`, CSS colours). The
+ * edge is the colour darkened, so a theme needs one colour per label, as in Prodigy.
+ */
+export function setLabelColors(colors) {
+  themed = new Map(
+    Object.entries(colors).map(([label, bg]) => [label, { bg, edge: `color-mix(in srgb, ${bg} 55%, #000)` }]),
+  );
+}
+
 /** `{bg, edge}` for `label`, given the project's labels in order. */
 export function labelColor(label, labels = []) {
+  const own = themed.get(label);
+  if (own) return own;
   const index = labels.indexOf(label);
   return PALETTE[(index >= 0 ? index : hashName(label)) % PALETTE.length];
 }

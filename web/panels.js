@@ -1,7 +1,9 @@
 // What the page says around the card: the status line, the notice, progress and the
-// session panel. Pure rendering: each function takes data and updates its elements.
+// session panel, the answer buttons and their keys. Pure rendering: each function takes
+// data and updates its elements.
 
-import { h } from "./dom.js";
+import { h, kbd } from "./dom.js";
+import { ACTIONS, keyLabel } from "./keymap.js";
 
 const ICONS = { accept: "✓", reject: "✗", ignore: "⊘" };
 const $ = (id) => document.getElementById(id);
@@ -142,4 +144,23 @@ function summary(answer) {
   }
   if (Array.isArray(answer.accept) && answer.accept.length) return `${short} — ${answer.accept.join(", ")}`;
   return short;
+}
+
+/**
+ * The answer buttons and the help's key table, from the effective keys (`keymap`, a
+ * `Keymap`): each button shows its first key and is hidden unless `shown` has it; the
+ * help lists every key, and `instructionsKey` (null: none) for the instructions.
+ */
+export function renderActions(keymap, shown, instructionsKey) {
+  for (const action of ACTIONS) {
+    const button = $(`btn-${action}`);
+    button.querySelector("kbd").textContent = keymap.label(action);
+    button.setAttribute("aria-keyshortcuts", keymap.aria(action));
+    button.hidden = !shown.has(action);
+    const keys = keymap.keys[action].map((key) => kbd(keyLabel(key)));
+    $(`keys-${action}`).replaceChildren(...keys.flatMap((el, i) => (i ? [" ", el] : [el])));
+  }
+  const row = $("keys-instructions");
+  row.hidden = !instructionsKey;
+  if (instructionsKey) row.querySelector("kbd").textContent = keyLabel(instructionsKey);
 }

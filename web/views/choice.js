@@ -60,11 +60,12 @@ export function create(task, ctx) {
   }
 
   sync();
+  const accept = ctx.keyLabel("accept");
   const hint = autoAccept
     ? "Press a number (or click) to choose; that answers the task"
     : single
-      ? "Press a number to choose one option, then a to accept"
-      : "Press numbers to choose any options, then a to accept";
+      ? `Press a number to choose one option, then ${accept} to accept`
+      : `Press numbers to choose any options, then ${accept} to accept`;
   return {
     body: h("div", { class: "choice" }, block, list),
     toolbar: null,

@@ -24,7 +24,10 @@ export function create(task, ctx) {
     body,
     toolbar: null,
     problems,
-    hint: label ? `Does ${label} apply? a accept · x reject · space skip` : "",
+    hint: label
+      ? `Does ${label} apply? ${ctx.keyLabel("accept")} accept · ${ctx.keyLabel("reject")} reject · ` +
+        `${ctx.keyLabel("ignore")} skip`
+      : "",
     extras: () => ({}),
     snapshot: () => ({}),
     key: () => false,
