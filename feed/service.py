@@ -45,7 +45,7 @@ from ledger.routes import Route, consumer_info, ensure_session_consumer, route_o
 from ledger.store import Ledger
 from ledger.streams import TASKS_STREAM, ensure_streams, tasks_subject
 from recipes.settings import Settings
-from recipes.status import RunnerStatus, read_runner_status
+from recipes.status import RunnerStatus, hungry_subject, read_runner_status
 
 __all__ = ["Feed", "Progress", "decision_key", "load_secret", "session_from"]
 
@@ -57,6 +57,8 @@ _NOT_EXAMPLE = frozenset(
 )
 _DECISION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _CONFIG_TTL = 2.0
+_HUNGRY_TRIES, _HUNGRY_WAIT = 8, 0.25
+"""An empty batch while the stream goes on waits up to 2 s for the runner's top-up."""
 T = TypeVar("T")
 
 
@@ -186,6 +188,8 @@ class Feed:
         held, held_seq = await read_holds(self.nc, dataset, session)
         tasks = await self._held_tasks(dataset, session, held, now, count) if reload else []
         msgs = await self._draw(route, session, count - len(tasks), held) if len(tasks) < count else []
+        if len(tasks) + len(msgs) < count and await self._streaming(dataset):
+            msgs += await self._wait_for_tasks(route, session, count - len(tasks) - len(msgs), held, not msgs)
         expires = now + int(self.settings.token_ttl * 1000)
         fresh: dict[str, HeldTask] = {}
         for msg in msgs:
@@ -201,6 +205,26 @@ class Feed:
             known = (msgspec.structs.replace(held, tasks=dict(held.tasks)), held_seq)
             await update_holds(self.nc, dataset, session, lambda h: _with(h, fresh), now, known)
         return tasks, await self.progress(info, session)
+
+    async def _streaming(self, dataset: str) -> bool:
+        """Whether the dataset's runner is still reading its recipe's stream."""
+        status = await self.runner(dataset)
+        return status is not None and status.stream in ("starting", "streaming")
+
+    async def _wait_for_tasks(
+        self, route: Route, session: str, count: int, held: Holds, empty: bool
+    ) -> list[Msg]:
+        """The queue ran short while the runner still has a stream: ask it to top up now,
+        and, rather than answer an empty batch, wait a moment for its tasks."""
+        await self.nc.publish(hungry_subject(route.dataset), b"")
+        if not empty:
+            return []
+        for _ in range(_HUNGRY_TRIES):
+            await asyncio.sleep(_HUNGRY_WAIT)
+            msgs = await self._draw(route, session, count, held)
+            if msgs:
+                return msgs
+        return []
 
     async def _draw(self, route: Route, session: str, count: int, held: Holds) -> list[Msg]:
         """Take up to `count` tasks for `session` from its consumers, in order."""

@@ -60,7 +60,7 @@ from projections.reports import answer_counts
 from recipes.components import Components, check_components, peek_checked
 from recipes.leader import LeaderLock
 from recipes.settings import Settings
-from recipes.status import RunnerStatus, write_runner_status
+from recipes.status import RunnerStatus, hungry_subject, write_runner_status
 
 __all__ = ["Controller", "Runner", "RunnerThread", "load_components", "routing_of"]
 
@@ -307,7 +307,23 @@ class Runner:
         await write_runner_status(self.kv, self.status)
 
     async def _keep_filled(self, stop: asyncio.Event) -> None:
+        """Top up every `_POLL` seconds, and at once when a feed worker found the queue short."""
+        assert self.nc is not None
+        wake = asyncio.Event()
+
+        async def hungry(_: Any) -> None:
+            wake.set()
+
+        subscription = await self.nc.subscribe(hungry_subject(self.components.dataset), cb=hungry)
+        try:
+            await self._fill_until(stop, wake)
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def _fill_until(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         while not stop.is_set() and not self.exhausted:
+            wake.clear()
             try:
                 await self.fill()
             except (LedgerError, LedgerUnavailable) as exc:
@@ -319,8 +335,11 @@ class Runner:
                 log.error("the stream of recipe %r failed", self.components.recipe, exc_info=exc)
                 await self._record()
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _POLL)
+            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+            await asyncio.wait(waiters, timeout=_POLL, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     # -- the learner --------------------------------------------------------------------
 
@@ -436,6 +455,7 @@ class Runner:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
         if self.lock.lost.is_set():
             log.error("another runner took over dataset %r; this one stopped", self.components.dataset)
         for job in jobs:

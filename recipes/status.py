@@ -17,7 +17,7 @@ from nats.js.kv import KeyValue
 
 from ledger.events import now_ms
 
-__all__ = ["RunnerStatus", "read_runner_status", "runner_warning", "write_runner_status"]
+__all__ = ["RunnerStatus", "hungry_subject", "read_runner_status", "runner_warning", "write_runner_status"]
 
 StreamState = Literal["starting", "streaming", "done", "failed"]
 
@@ -76,3 +76,9 @@ def runner_warning(status: RunnerStatus | None) -> str | None:
     if status.update_error:
         return f"update disabled: {status.update_error} (answers are still saved)"
     return None
+
+
+def hungry_subject(dataset: str) -> str:
+    """Where a feed worker that found the queue short tells the runner to top it up now
+    (core NATS, no stream: a lost message only means the runner's next poll does it)."""
+    return f"quorum.runner.{dataset}.hungry"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -212,3 +213,21 @@ def test_progress_on_load_and_on_exit_see_the_dataset(nats_url, settings, datase
     finally:
         runner.stop()
     assert events == [("load", 0), ("exit", (3, [f"{dataset_name}-alex"]))]
+
+
+def test_a_burst_of_requests_gets_full_batches_while_the_stream_has_tasks(
+    nats_url, settings, dataset_name, start_server
+):
+    """A worker that finds the queue short wakes the runner and waits for its top-up
+    instead of answering an empty batch (which a web app would read as "no more tasks")."""
+    stream = [{"text": f"burst {n}"} for n in range(100)]
+    runner = RunnerThread(nats_url, _components(dataset_name, stream), settings.with_overrides(queue_depth=5))
+    runner.start()
+    try:
+        feed = start_server(settings, dataset_name, workers=1)
+        until(lambda: _ask(feed.url, "probe")["tasks"], timeout=5)  # the runner has reported
+        with ThreadPoolExecutor(8) as pool:  # eight annotators at once, on a queue of five
+            sizes = list(pool.map(lambda n: len(_ask(feed.url, f"s{n}")["tasks"]), range(8)))
+        assert all(size > 0 for size in sizes), sizes
+    finally:
+        runner.stop()
