@@ -35,7 +35,6 @@ from feed.status import health_warnings, queue_status
 from ledger.connection import connect
 from ledger.errors import LedgerUnavailable, QuorumError, UnknownDataset
 from ledger.names import NAME_JSON_PATTERN, NAME_PATTERN
-from projections.reports import dashboard
 from recipes.logs import configure_logging
 from recipes.settings import Settings, load_settings
 from web import WEB_DIR
@@ -290,6 +289,8 @@ async def dashboard_data(
         QueryParameter(description="Another dataset than the served one", schema_extra=_NAME_SCHEMA),
     ] = None,
 ) -> dict[str, Any]:
+    from projections.reports import dashboard  # here: DuckDB and Arrow load only when needed
+
     feed = _feed(state)
     client = request.client.host if request.client else ""
     state["access"].check_admin(

@@ -19,7 +19,6 @@ from ledger.events import now_ms
 from ledger.routes import consumer_info, route_of, session_consumer_name, sessions_holding_tasks
 from ledger.snapshot_status import read_status, snapshot_warning
 from ledger.streams import CONFIG_BUCKET
-from projections.reports import answer_counts
 from recipes.status import read_runner_status, runner_warning
 
 __all__ = ["QueueStatus", "SessionStatus", "health_warnings", "queue_status"]
@@ -55,6 +54,8 @@ class QueueStatus(msgspec.Struct):
 
 async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None = None) -> QueueStatus:
     """The dataset's queue status, per session."""
+    from projections.reports import answer_counts  # here: DuckDB and Arrow load only when needed
+
     route = route_of(info)
     answered: Counter[str] = await answer_counts(nc, info.dataset, snapshot_dir)
     sessions = sorted(set(answered) | set(await sessions_holding_tasks(nc, info.dataset)))

@@ -33,8 +33,6 @@ from pathlib import Path
 from ledger.connection import connect
 from ledger.errors import QuorumError
 from ledger.processes import die_with_parent
-from ledger.snapshot_store import SnapshotStore
-from ledger.snapshots import SnapshotOptions, snapshot
 
 __all__ = ["LOG_NAME", "SnapshotFollower", "keep_snapshots", "main"]
 
@@ -150,6 +148,10 @@ def keep_snapshots(
 
 async def _follow(nats_url: str, location: str, interval: float, stop: asyncio.Event) -> None:
     """Follow the ledger until `stop`; a failure is reported (by `snapshot`) and retried."""
+    # Here, in the child: the owner that starts it never loads Arrow for it.
+    from ledger.snapshot_store import SnapshotStore
+    from ledger.snapshots import SnapshotOptions, snapshot
+
     store = SnapshotStore(location)
     options = SnapshotOptions(interval=interval)
     failures = 0

@@ -114,11 +114,30 @@ class FeedProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the workers answer /ready; stop them if they don't (or on Ctrl+C)."""
+        process, url = self.process, self.url
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise QuorumError(f"the feed workers exited at start (code {process.returncode})")
+                try:
+                    with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
+                        if response.status == 200:
+                            return
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            raise QuorumError(f"the feed workers did not become ready within {timeout:.0f}s")
+        except BaseException:
+            # Ctrl+C or a failed start: never leave workers behind.
+            self.stop(timeout=2)
+            raise
 
-def start_feed(
-    settings: Settings, nats_url: str, *, timeout: float = 60.0, extra_env: dict[str, str] | None = None
-) -> FeedProcess:
-    """Start Granian with `settings.workers` workers and wait until it answers /ready.
+
+def spawn_feed(settings: Settings, nats_url: str, extra_env: dict[str, str] | None = None) -> FeedProcess:
+    """Start Granian with `settings.workers` workers; `FeedProcess.wait_ready` waits for them.
 
     Granian ends when this process ends, however it ends, and each worker ends when
     Granian does. The data dir travels as an absolute path, so a worker names the data
@@ -159,23 +178,16 @@ def start_feed(
     )
     url = f"http://{settings.host}:{settings.port}"
     feed = FeedProcess(process, url)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise QuorumError(f"the feed workers exited at start (code {process.returncode})")
-            try:
-                with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return feed
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise QuorumError(f"the feed workers did not become ready within {timeout:.0f}s")
-    except BaseException:
-        # Ctrl+C or a failed start: never leave workers behind.
-        feed.stop(timeout=2)
-        raise
+    return feed
+
+
+def start_feed(
+    settings: Settings, nats_url: str, *, timeout: float = 60.0, extra_env: dict[str, str] | None = None
+) -> FeedProcess:
+    """Start Granian with `settings.workers` workers and wait until it answers /ready."""
+    feed = spawn_feed(settings, nats_url, extra_env)
+    feed.wait_ready(timeout)
+    return feed
 
 
 def run_feed(
@@ -184,8 +196,10 @@ def run_feed(
     banner: str,
     nats: EmbeddedNats | None = None,
     extra_env: dict[str, str] | None = None,
+    spawned: FeedProcess | None = None,
 ) -> None:
-    """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly.
+    """Serve until Ctrl+C or SIGTERM, then stop the workers cleanly (`spawned`: workers
+    started already, while the recipe runner filled the queue).
 
     With `nats` (the embedded server this process owns), restart it when it dies; a
     `QuorumError` ends serving when it keeps dying. With `settings.feed` false there are
@@ -202,7 +216,8 @@ def run_feed(
     grace = 8.0
     try:
         if settings.feed:
-            feed = start_feed(settings, nats_url, extra_env=extra_env)
+            feed = spawned or spawn_feed(settings, nats_url, extra_env)
+            feed.wait_ready()
             if nats is not None:
                 nats.lock.update(feed_pid=feed.process.pid)
             console.print(banner.format(url=feed.url))
@@ -256,7 +271,11 @@ def serve_components(
                 f"port can annotate. Set QUORUM_USERS_FILE (see 'quorum users add') or bind to localhost.[/]"
             )
         settings = settings.with_overrides(dataset=dataset)
+        spawned = None
         if components is not None:
+            if settings.feed:  # the workers start (imports, NATS) while the runner fills the queue
+                spawned = spawn_feed(settings, url, worker_env)
+                stack.callback(spawned.stop, 2.0)
             runner = RunnerThread(url, components, settings)
             summary = runner.start()
             stack.callback(runner.stop, clean=False)  # if serving fails: no on_exit
@@ -286,6 +305,7 @@ def serve_components(
             f"✨ Starting Quorum at {{url}}  ({where})\n   Open {{url}}/?session=NAME",
             nats,
             worker_env,
+            spawned,
         )
         if runner is not None:
             runner.stop(clean=True)

@@ -40,7 +40,7 @@ from nats.js.kv import KeyValue
 
 from ledger.connection import connect
 from ledger.datasets import DatasetInfo, get_dataset, save_dataset
-from ledger.errors import LedgerError, LedgerUnavailable, QuorumError, UnknownDataset
+from ledger.errors import QuorumError, UnknownDataset
 from ledger.events import AnswerRecorded, DatasetConfigured, config_event_id, now_ms
 from ledger.hashing import set_hashes
 from ledger.names import validate_dataset_name
@@ -56,7 +56,6 @@ from ledger.streams import ensure_streams
 from ledger.tailing import follow_events
 from ledger.tasks import LoadSummary, count_tasks, load_tasks
 from projections.datasets import answers, to_prodigy
-from projections.reports import answer_counts
 from recipes.components import Components, check_components, peek_checked
 from recipes.leader import LeaderLock
 from recipes.settings import Settings
@@ -111,6 +110,14 @@ _PULL = 1000
 log = logging.getLogger("quorum.runner")
 
 
+class StreamFailed(Exception):
+    """The recipe's stream raised `error` (as opposed to NATS or the ledger failing)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Controller:
     """What `on_load`, `on_exit` and `progress` get as `ctrl`: the dataset, the database
     and live figures (computed when read, from the projections)."""
@@ -124,6 +131,8 @@ class Controller:
     def _counts(self) -> Counter[str]:
         runner = self._runner
         assert runner.loop is not None and runner.nc is not None
+        from projections.reports import answer_counts  # here: DuckDB and Arrow load only when needed
+
         coro = answer_counts(runner.nc, self.dataset, runner.settings.snapshot_location)
         return asyncio.run_coroutine_threadsafe(coro, runner.loop).result(timeout=120)
 
@@ -154,8 +163,12 @@ class Controller:
 class Runner:
     """A recipe's runner on one event loop; see the module docstring."""
 
-    def __init__(self, url: str, components: Components, settings: Settings) -> None:
+    def __init__(
+        self, url: str, components: Components, settings: Settings, *, reconnect: bool = False
+    ) -> None:
         self.url, self.components, self.settings = url, components, settings
+        self.reconnect = reconnect
+        """Ride out a NATS restart (a serving runner) rather than fail fast (a one-off load)."""
         self.nc: Client | None = None
         self.kv: KeyValue | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -172,7 +185,9 @@ class Runner:
     async def open(self) -> None:
         """Connect, check and record the dataset's configuration; the stream is untouched."""
         self.loop = asyncio.get_running_loop()
-        self.nc = await connect(self.url)
+        if self.reconnect:  # an unreachable NATS fails fast first; then reconnect for good
+            await (await connect(self.url)).close()
+        self.nc = await connect(self.url, reconnect=self.reconnect)
         self.kv = await ensure_streams(self.nc.jetstream())
         components, settings = self.components, self.settings
         # One runner per dataset wherever it runs; a runner-only process (a cluster's
@@ -247,7 +262,7 @@ class Runner:
         chunk, error = await asyncio.to_thread(take)
         if len(chunk) < n:
             self.exhausted = True
-        return chunk, error
+        return chunk, StreamFailed(error) if error is not None else None
 
     async def depth(self) -> int:
         """Tasks queued that the hungriest consumer has not handed out yet."""
@@ -326,15 +341,17 @@ class Runner:
             wake.clear()
             try:
                 await self.fill()
-            except (LedgerError, LedgerUnavailable) as exc:
-                log.warning("could not top up the queue of %s: %s", self.components.dataset, exc)
-            except Exception as exc:  # the recipe's stream raised: report it, keep serving
-                self.exhausted = True
+            except StreamFailed as failure:  # the recipe's stream raised: report it, keep serving
+                exc = failure.error
                 self.status.stream = "failed"
                 self.status.reason = f"{type(exc).__name__}: {exc}"
                 log.error("the stream of recipe %r failed", self.components.recipe, exc_info=exc)
                 await self._record()
                 return
+            except Exception as exc:  # NATS restarting, a slow answer: the next beat tries again
+                log.warning(
+                    "could not top up the queue of %s: %s", self.components.dataset, exc or type(exc).__name__
+                )
             waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
             await asyncio.wait(waiters, timeout=_POLL, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
@@ -471,7 +488,7 @@ class RunnerThread:
     """
 
     def __init__(self, url: str, components: Components, settings: Settings) -> None:
-        self.runner = Runner(url, peek_checked(components), settings)
+        self.runner = Runner(url, peek_checked(components), settings, reconnect=True)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._stopped = False
@@ -486,7 +503,10 @@ class RunnerThread:
         async def begin() -> LoadSummary:
             await self.runner.open()
             await self.runner.call(self.runner.components.on_load)
-            return await self.runner.fill(on_progress=on_progress)
+            try:
+                return await self.runner.fill(on_progress=on_progress)
+            except StreamFailed as failure:  # before serving: the recipe's own error, as it is
+                raise failure.error from None
 
         try:
             summary: LoadSummary = self._call(begin())
@@ -518,6 +538,8 @@ class RunnerThread:
             self._call(self.runner.close(), timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 async def _event() -> asyncio.Event:
@@ -542,6 +564,9 @@ async def load_components(
     try:
         await runner.open()
         report = (lambda n: on_progress(n, components.total)) if on_progress else None
-        return await runner.fill(everything=True, on_progress=report)
+        try:
+            return await runner.fill(everything=True, on_progress=report)
+        except StreamFailed as failure:  # the recipe's own error (a bad source line…), as it is
+            raise failure.error from None
     finally:
         await runner.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -14,10 +14,11 @@ from rich.table import Table
 
 from ledger.names import validate_dataset_name
 from ledger.natsd import nats_server
-from projections.duck import load_projections
-from projections.reports import AgreementReport, Disagreement, LabelAgreement, agreement_report, disagreements
 from quorum.cli.options import DataDir
 from recipes.settings import load_settings
+
+if TYPE_CHECKING:
+    from projections.reports import AgreementReport, Disagreement, LabelAgreement
 
 __all__ = ["AgreementResult", "agreement", "compute_agreement", "register"]
 
@@ -38,6 +39,9 @@ def compute_agreement(
     snapshot_dir: str | None = None,
 ) -> AgreementResult:
     """Agreement figures of `dataset` (and its disagreements with `review`)."""
+    from projections.duck import load_projections  # DuckDB and Arrow load for this command only
+    from projections.reports import agreement_report, disagreements
+
     loading = load_projections(url, dataset=dataset, materialize=True, snapshot_dir=snapshot_dir)
     with asyncio.run(loading) as projections:
         report = agreement_report(projections, dataset)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
 from ledger.names import validate_dataset_name
 from ledger.natsd import nats_server
-from ledger.snapshot_store import Cut
-from projections.duck import load_projections
-from projections.export import export_jsonl
 from quorum.cli.options import DataDir, SnapshotDir, ToSeq, Until, parse_until
 from recipes.settings import load_settings
+
+if TYPE_CHECKING:
+    from ledger.snapshot_store import Cut
 
 __all__ = ["db_out", "export_dataset", "register"]
 
@@ -37,6 +37,9 @@ def export_dataset(
     the answer keys go to a temporary table first, which DuckDB can spill, so the sort
     that follows has its memory to itself.
     """
+    from projections.duck import load_projections  # DuckDB and Arrow load for this command only
+    from projections.export import export_jsonl
+
     projections = asyncio.run(
         load_projections(url, dataset=dataset, materialize=True, snapshot_dir=snapshot_dir, cut=cut)
     )
@@ -70,6 +73,8 @@ def db_out(
     validate_dataset_name(dataset)
     if answer is not None and answer not in ("accept", "reject", "ignore"):
         raise typer.BadParameter("use accept, reject or ignore", param_hint="--answer")
+    from ledger.snapshot_store import Cut  # with Arrow: for this command only
+
     cut = Cut(to_seq=to_seq, until_ms=parse_until(until)) if until or to_seq else None
     settings = load_settings(data_dir=data_dir, snapshot_dir=snapshot_dir)
     with nats_server(settings.data_dir, settings.nats_url, settings.nats_port) as url:

@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import msgspec
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,11 +17,13 @@ from rich.table import Table
 from ledger.errors import QuorumError
 from ledger.names import validate_dataset_name
 from ledger.natsd import nats_server
-from projections.duck import VIEWS, Projections, check_query, load_projections
-from projections.errors import QueryError
-from projections.output import FORMATS, write_csv, write_json, write_parquet
 from quorum.cli.options import DataDir, SnapshotDir
 from recipes.settings import load_settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from projections.duck import Projections
 
 __all__ = ["print_result", "register", "shell", "sql"]
 
@@ -65,6 +66,8 @@ def _table(reader: pa.RecordBatchReader, console: Console) -> int:
 
 def print_result(reader: pa.RecordBatchReader, fmt: str, output: Path | None, console: Console) -> int:
     """Write a query's rows in `fmt` to `output` (or stdout); return how many."""
+    from projections.output import write_csv, write_json, write_parquet  # Arrow: only now
+
     if fmt == "parquet":
         if output is None:
             raise QuorumError("--format parquet writes a file: add -o results.parquet")
@@ -82,6 +85,8 @@ def print_result(reader: pa.RecordBatchReader, fmt: str, output: Path | None, co
 
 
 def _open(url: str, dataset: str | None, snapshot_dir: str | None) -> Projections:
+    from projections.duck import load_projections  # DuckDB and Arrow: only now
+
     return asyncio.run(
         load_projections(url, dataset=dataset, read_only=True, session_views=True, snapshot_dir=snapshot_dir)
     )
@@ -109,6 +114,9 @@ def _statements(lines: Any, prompt: bool) -> Any:
 
 def shell(url: str, dataset: str | None, fmt: str, console: Console, snapshot_dir: str | None = None) -> int:
     """The interactive shell: read statements, print results; return how many failed."""
+    from projections.duck import VIEWS
+    from projections.errors import QueryError
+
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):
@@ -178,6 +186,9 @@ def sql(
 
     Example: quorum sql "SELECT session, sum(answers) FROM annotator_counts GROUP BY 1" -f csv
     """
+    from projections.duck import check_query
+    from projections.output import FORMATS
+
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
     if dataset is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,10 +13,11 @@ from ledger.connection import connect
 from ledger.datasets import get_dataset, list_datasets
 from ledger.natsd import nats_server
 from ledger.streams import ensure_streams
-from projections.duck import load_projections
-from projections.reports import DatasetCounts, dataset_counts
 from quorum.cli.options import DataDir
 from recipes.settings import load_settings
+
+if TYPE_CHECKING:
+    from projections.reports import DatasetCounts
 
 __all__ = ["collect_stats", "register", "stats"]
 
@@ -37,6 +38,9 @@ def collect_stats(
     url: str, dataset: str | None = None, snapshot_dir: str | None = None
 ) -> list[DatasetCounts]:
     """Stats for `dataset`, or for every dataset, read from the projections."""
+    from projections.duck import load_projections  # DuckDB and Arrow load for this command only
+    from projections.reports import dataset_counts
+
     names = asyncio.run(_names(url, dataset))
     if not names:
         return []

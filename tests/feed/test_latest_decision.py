@@ -10,12 +10,12 @@ import time
 
 import httpx
 import pytest
-from tests.ledger.test_drop import dropped_flags
-from tests.feed.test_feed_api import _ledger_answers, give, questions
 
 from ledger.events import AnswerRecorded, DatasetConfigured
 from recipes.textcat import textcat_manual
 from tests.conftest import EXAMPLES, quorum_cli, run
+from tests.feed.test_feed_api import _ledger_answers, give, questions
+from tests.ledger.test_drop import dropped_flags
 
 NEWS = EXAMPLES / "news.jsonl"
 

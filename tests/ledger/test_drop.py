@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
-from tests.ledger.test_ledger_tail import ledger_cli
 
 from feed.routing import claim_first_time
 from ledger.connection import connect
@@ -19,6 +18,7 @@ from ledger.streams import HOLDS_STREAM, SEEN_STREAM, TASKS_STREAM, ensure_strea
 from projections.duck import load_projections
 from recipes.textcat import textcat_manual
 from tests.conftest import EXAMPLES, quorum_cli, run
+from tests.ledger.test_ledger_tail import ledger_cli
 from tests.ledger_writes import answer, drop, write
 
 NEWS = EXAMPLES / "news.jsonl"

@@ -70,6 +70,8 @@ def test_instructions_are_read_for_the_web_app(tmp_path):
     (tmp_path / "guide.html").write_text("<h1>Guide</h1>", encoding="utf-8")
     md = read_instructions({"instructions": "guide.md"}, base=tmp_path)["instructions"]
     assert md == {"format": "markdown", "text": "# How to annotate\n\nMark **people**."}
-    assert read_instructions({"instructions": str(tmp_path / "guide.html")})["instructions"]["format"] == "html"
+    assert (
+        read_instructions({"instructions": str(tmp_path / "guide.html")})["instructions"]["format"] == "html"
+    )
     with pytest.raises(RecipeError, match="instructions file missing.md does not exist"):
         read_instructions({"instructions": "missing.md"}, base=tmp_path)
