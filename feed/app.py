@@ -197,6 +197,7 @@ async def project(state: State) -> dict[str, Any]:
         "batch_size": feed.settings.batch_size,
         "instant_submit": feed.settings.instant_submit,
         **info.config,
+        **({"default_session": name} if (name := feed.hooks.default_session()) else {}),
     }
 
 

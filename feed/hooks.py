@@ -1,4 +1,5 @@
-"""A recipe's per-answer callbacks, run by the feed workers: `validate_answer` and `before_db`.
+"""A recipe's callbacks run by the feed workers: `validate_answer`, `before_db`, and
+`get_session_id` (the session of a page opened without `?session=`).
 
 The parent passes the recipe call (its name, `-F` files and arguments) in
 `QUORUM_RECIPE_CALL` when the recipe has either callback; each worker then calls the
@@ -16,6 +17,7 @@ from typing import Any
 import msgspec
 
 from feed.errors import RecipeFailed, RecipeRejected
+from ledger.names import NAME_PATTERN
 from ledger.projectable import NotProjectable, example_fields
 from recipes.catalog import RecipeCall, call_recipe
 
@@ -33,6 +35,7 @@ class RecipeHooks:
     recipe: str = ""
     validate_answer: Callable[[Example], Any] | None = None
     before_db: Callable[[list[Example]], Any] | None = None
+    get_session_id: Callable[[], Any] | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RecipeHooks:
@@ -42,7 +45,18 @@ class RecipeHooks:
             return cls()
         call = msgspec.json.decode(raw, type=RecipeCall)
         components = call_recipe(call)
-        return cls(call.name, components.validate_answer, components.before_db)
+        return cls(call.name, components.validate_answer, components.before_db, components.get_session_id)
+
+    def default_session(self) -> str | None:
+        """The session the recipe's `get_session_id` names for a page opened without one
+        (None without the callback, or when it fails or names no usable session)."""
+        if self.get_session_id is None:
+            return None
+        try:
+            name = self.get_session_id()
+        except Exception:
+            return None
+        return name if isinstance(name, str) and NAME_PATTERN.fullmatch(name) else None
 
     def validate(self, example: Example) -> None:
         """Run `validate_answer`: a ValueError or AssertionError refuses the answer (422)."""

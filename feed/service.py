@@ -38,14 +38,14 @@ from feed.tokens import TaskToken, sign_token, verify_token
 from feed.validate import NeedsServedTask, check_answer, content_digest
 from ledger.datasets import DatasetInfo, get_dataset
 from ledger.errors import InvalidName
-from ledger.events import ANSWERS, AnswerRecorded, answer_event_id, is_keyed, now_ms
+from ledger.events import ANSWERS, AnswerRecorded, answer_event_id, encode_batch, is_keyed, now_ms
 from ledger.hashing import hash_hex, parse_hash
 from ledger.names import validate_session_name
 from ledger.routes import Route, consumer_info, ensure_session_consumer, route_of
 from ledger.store import Ledger
 from ledger.streams import TASKS_STREAM, ensure_streams, tasks_subject
 from recipes.settings import Settings
-from recipes.status import RunnerStatus, hungry_subject, read_runner_status
+from recipes.status import RunnerStatus, hungry_subject, read_runner_status, unsaved_subject
 
 __all__ = ["Feed", "Progress", "decision_key", "load_secret", "session_from"]
 
@@ -425,7 +425,10 @@ class Feed:
             ).for_task(first)
         events = [event for event, _ in answered]
         try:
-            await self.ledger.append(events, dedupe=all(is_keyed(e.event_id) for e in events))
+            if info.config.get("db") is False:  # the recipe saves nothing: its update gets them
+                await self.nc.publish(unsaved_subject(info.dataset), encode_batch(events))
+            else:
+                await self.ledger.append(events, dedupe=all(is_keyed(e.event_id) for e in events))
         except BaseException:
             await release_claims(self.nc, claims)
             raise

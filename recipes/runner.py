@@ -41,7 +41,7 @@ from nats.js.kv import KeyValue
 from ledger.connection import connect
 from ledger.datasets import DatasetInfo, get_dataset, save_dataset
 from ledger.errors import QuorumError, UnknownDataset
-from ledger.events import AnswerRecorded, DatasetConfigured, config_event_id, now_ms
+from ledger.events import AnswerRecorded, DatasetConfigured, config_event_id, decode_batch, now_ms
 from ledger.hashing import set_hashes
 from ledger.names import validate_dataset_name
 from ledger.routes import (
@@ -59,7 +59,7 @@ from projections.datasets import answers, to_prodigy
 from recipes.components import Components, check_components, peek_checked
 from recipes.leader import LeaderLock
 from recipes.settings import Settings
-from recipes.status import RunnerStatus, hungry_subject, write_runner_status
+from recipes.status import RunnerStatus, hungry_subject, unsaved_subject, write_runner_status
 
 __all__ = ["Controller", "Runner", "RunnerThread", "load_components", "routing_of"]
 
@@ -211,6 +211,8 @@ class Runner:
 
         self._tasks = kept(components.stream)
         config = {**components.config, "routing": routing}
+        if not components.db:
+            config["db"] = False  # the feed workers hand answers to update, not to the ledger
         await Ledger(self.nc).append(
             [
                 DatasetConfigured(
@@ -230,7 +232,7 @@ class Runner:
             dataset=components.dataset,
             recipe=components.recipe,
             view_id=components.view_id,
-            config=components.config,
+            config={k: v for k, v in config.items() if k != "routing"},
             total=components.total or self.status.queued,
             queued=self.status.queued,
             **routing,
@@ -375,7 +377,7 @@ class Runner:
             _LEARNER_KEY.format(dataset=self.components.dataset), msgspec.json.encode([seq, pos])
         )
 
-    async def _apply(self, batch: list[tuple[int, int, dict[str, Any]]]) -> None:
+    async def _apply(self, batch: list[tuple[int, int, dict[str, Any]]], *, checkpoint: bool = True) -> None:
         """Give one batch to `update` (three tries), then move the checkpoint past it."""
         update = self.components.update
         if update is None or self.status.update_error:
@@ -397,7 +399,8 @@ class Runner:
                     await self._record()
                     return
         seq, pos, _ = batch[-1]
-        await self._save_checkpoint(seq, pos)
+        if checkpoint:
+            await self._save_checkpoint(seq, pos)
         self.status.updates += 1
         self.status.loss = float(loss) if isinstance(loss, int | float) else None
         await self._report_progress(loss)
@@ -411,6 +414,34 @@ class Runner:
             except Exception as exc:
                 log.error("progress of recipe %r failed", self.components.recipe, exc_info=exc)
         await self._record()
+
+    async def _learn_unsaved(self, stop: asyncio.Event) -> None:
+        """`db: False`: the workers publish the answers to the runner instead of the ledger;
+        `update` gets them in batches as they come. Nothing is saved, so nothing replays."""
+        assert self.nc is not None
+        batch: list[tuple[int, int, dict[str, Any]]] = []
+        arrived: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def receive(msg: Any) -> None:
+            await arrived.put(msg.data)
+
+        subscription = await self.nc.subscribe(unsaved_subject(self.components.dataset), cb=receive)
+        try:
+            while not stop.is_set():
+                try:
+                    data = await asyncio.wait_for(arrived.get(), self.settings.update_idle)
+                except TimeoutError:
+                    if batch:
+                        await self._apply(batch, checkpoint=False)
+                        batch = []
+                    continue
+                batch += [(0, 0, to_prodigy(e)) for e in decode_batch(data) if isinstance(e, AnswerRecorded)]
+                if len(batch) >= self.settings.batch_size:
+                    await self._apply(batch, checkpoint=False)
+                    batch = []
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def _learn(self, stop: asyncio.Event) -> None:
         """Feed `update` every answer of the dataset in ledger order; see the docstring."""
@@ -465,7 +496,8 @@ class Runner:
         assert self.lock is not None
         jobs = [asyncio.create_task(self._keep_filled(stop)), asyncio.create_task(self.lock.keep())]
         if self.components.update is not None:
-            jobs.append(asyncio.create_task(self._learn(stop)))
+            learn = self._learn if self.components.db else self._learn_unsaved
+            jobs.append(asyncio.create_task(learn(stop)))
         elif self.components.progress is not None:
             await self._report_progress()
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self.lock.lost.wait())]

@@ -17,7 +17,14 @@ from nats.js.kv import KeyValue
 
 from ledger.events import now_ms
 
-__all__ = ["RunnerStatus", "hungry_subject", "read_runner_status", "runner_warning", "write_runner_status"]
+__all__ = [
+    "RunnerStatus",
+    "hungry_subject",
+    "read_runner_status",
+    "runner_warning",
+    "unsaved_subject",
+    "write_runner_status",
+]
 
 StreamState = Literal["starting", "streaming", "done", "failed"]
 
@@ -82,3 +89,9 @@ def hungry_subject(dataset: str) -> str:
     """Where a feed worker that found the queue short tells the runner to top it up now
     (core NATS, no stream: a lost message only means the runner's next poll does it)."""
     return f"quorum.runner.{dataset}.hungry"
+
+
+def unsaved_subject(dataset: str) -> str:
+    """Where feed workers hand the answers of a recipe with `db: False` to its runner's
+    `update`, instead of the ledger (core NATS: nothing is saved, by the recipe's choice)."""
+    return f"quorum.runner.{dataset}.unsaved"

@@ -24,7 +24,7 @@ import {
   sentence,
 } from "./panels.js";
 import { TaskQueue } from "./queue.js";
-import { askForSession, sessionFromUrl } from "./session.js";
+import { SESSION_NAME, askForSession, sessionFromUrl } from "./session.js";
 import { AnswerStore } from "./store.js";
 import { createView } from "./views/index.js";
 
@@ -527,6 +527,19 @@ function taskOf(answer) {
   return task;
 }
 
+/** The project's `default_session` (from the recipe's get_session_id), or null. */
+async function defaultSession() {
+  try {
+    const response = await fetch("/project");
+    const project = response.ok ? await response.json() : {};
+    return typeof project.default_session === "string" && SESSION_NAME.test(project.default_session)
+      ? project.default_session
+      : null;
+  } catch {
+    return null;
+  }
+}
+
 function isTyping(target) {
   return (
     target instanceof HTMLElement &&
@@ -534,9 +547,17 @@ function isTyping(target) {
   );
 }
 
-function main() {
+async function main() {
   const session = sessionFromUrl();
   if (!session) {
+    // A recipe's get_session_id may name the session of a page opened without one.
+    const suggested = await defaultSession();
+    if (suggested) {
+      const url = new URL(location.href);
+      url.searchParams.set("session", suggested);
+      location.replace(url);
+      return;
+    }
     askForSession();
     return;
   }

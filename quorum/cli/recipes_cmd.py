@@ -129,7 +129,7 @@ def _run(spec: RecipeSpec, values: dict[str, Any]) -> None:
         components.config = read_instructions(merged_config(spec.name, components.config, project_config()))
         settings = with_recipe_config(settings, components.config, given=serving)
         # The workers run validate_answer and before_db: they make the same recipe call.
-        hooks = components.validate_answer or components.before_db
+        hooks = components.validate_answer or components.before_db or components.get_session_id
         call = {HOOKS_ENV: RecipeCall(spec.name, list(files), values).encode()} if hooks else None
         _serve(components, components.dataset, settings, call)
 

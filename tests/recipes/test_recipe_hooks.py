@@ -41,6 +41,7 @@ def checked(dataset):
         "stream": stream,
         "validate_answer": validate_answer,
         "before_db": before_db,
+        "get_session_id": lambda: "night-shift",
     }
 """
 
@@ -78,6 +79,8 @@ def test_validate_answer_refuses_with_the_recipes_message_and_before_db_shapes_w
     serve, nats_url, dataset_name, tmp_path
 ):
     url = serve(dataset_name)
+    # A page opened without ?session= uses the session the recipe names.
+    assert httpx.get(f"{url}/project", timeout=5).json()["default_session"] == "night-shift"
     first, second = _tasks(url, "alex")[:2]
 
     refused = _give(url, "alex", [{**first, "answer": "ignore"}])

@@ -231,3 +231,31 @@ def test_a_burst_of_requests_gets_full_batches_while_the_stream_has_tasks(
         assert all(size > 0 for size in sizes), sizes
     finally:
         runner.stop()
+
+
+def test_db_false_gives_answers_to_update_and_saves_nothing(
+    nats_url, settings, dataset_name, start_server, tmp_path
+):
+    from conftest import quorum_cli
+
+    seen: list[str] = []
+    tuned = settings.with_overrides(batch_size=3, update_idle=0.3)
+    components = _components(
+        dataset_name,
+        [{"text": f"t{n}"} for n in range(10)],
+        update=lambda answers: seen.extend(f"{eg['text']}:{eg['answer']}" for eg in answers),
+        db=False,
+    )
+    runner = RunnerThread(nats_url, components, tuned)
+    runner.start()
+    try:
+        feed = start_server(tuned, dataset_name, workers=1)
+        tasks = _ask(feed.url, "alex")["tasks"][:3]
+        _answer(feed.url, "alex", tasks, "reject")
+        until(lambda: len(seen) == 3, timeout=15, interval=0.1)
+        assert seen == [f"{t['text']}:reject" for t in tasks]
+        assert _ask(feed.url, "alex")["tasks"]  # the answered tasks are done, the rest served
+    finally:
+        runner.stop()
+    out = quorum_cli("db-out", dataset_name, env={"NATS_URL": nats_url}, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == b""  # nothing saved
