@@ -57,8 +57,8 @@ _NOT_EXAMPLE = frozenset(
 )
 _DECISION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _CONFIG_TTL = 2.0
-_HUNGRY_TRIES, _HUNGRY_WAIT = 8, 0.25
-"""An empty batch while the stream goes on waits up to 2 s for the runner's top-up."""
+_HUNGRY_TRIES, _HUNGRY_WAIT = 12, 0.25
+"""An empty batch while the stream goes on waits up to 3 s for the runner's top-up."""
 T = TypeVar("T")
 
 
@@ -216,7 +216,7 @@ class Feed:
     ) -> list[Msg]:
         """The queue ran short while the runner still has a stream: ask it to top up now,
         and, rather than answer an empty batch, wait a moment for its tasks."""
-        await self.nc.publish(hungry_subject(route.dataset), b"")
+        await self.nc.publish(hungry_subject(route.dataset), str(count).encode())
         if not empty:
             return []
         for _ in range(_HUNGRY_TRIES):

@@ -114,6 +114,13 @@ class FeedProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
+    def kill(self) -> None:
+        """Stop at once (workers that never served: nothing to finish)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the workers answer /ready; stop them if they don't (or on Ctrl+C)."""
         process, url = self.process, self.url
@@ -275,7 +282,7 @@ def serve_components(
         if components is not None:
             if settings.feed:  # the workers start (imports, NATS) while the runner fills the queue
                 spawned = spawn_feed(settings, url, worker_env)
-                stack.callback(spawned.stop, 2.0)
+                stack.callback(spawned.kill)  # if the runner fails to start; serving stops it gently
             runner = RunnerThread(url, components, settings)
             summary = runner.start()
             stack.callback(runner.stop, clean=False)  # if serving fails: no on_exit

@@ -32,6 +32,16 @@ __all__ = ["BUCKET", "LeaderLock", "LockHeld"]
 BUCKET = "quorum-runners"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 class LockHeld(QuorumError):
     """Another runner holds the dataset's leader lock."""
 
@@ -71,9 +81,29 @@ class LeaderLock:
                 lock.revision = await kv.create(dataset, msgspec.json.encode(lock.holder))
                 return lock
             except KeyWrongLastSequenceError:
+                if await lock._take_from_the_dead():
+                    return lock
                 if not wait:
                     raise LockHeld(await lock._who()) from None
                 await asyncio.sleep(ttl / 3)
+
+    async def _take_from_the_dead(self) -> bool:
+        """Take the lock over from a holder on this host whose process is gone (killed
+        with -9: it could not release it), at once rather than after the ttl."""
+        try:
+            entry = await self.kv.get(self.dataset)
+            other = msgspec.json.decode(entry.value or b"", type=_Holder)
+        except Exception:
+            return False
+        if other.host != self.holder.host or _alive(other.pid):
+            return False
+        try:
+            self.revision = await self.kv.update(
+                self.dataset, msgspec.json.encode(self.holder), last=entry.revision
+            )
+        except KeyWrongLastSequenceError:  # someone else was quicker
+            return False
+        return True
 
     async def _who(self) -> str:
         try:

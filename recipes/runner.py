@@ -179,6 +179,8 @@ class Runner:
         self.skipped = 0
         self._tasks: Iterator[dict[str, Any]] = iter(())
         self.lock: LeaderLock | None = None
+        self._demand = 0
+        """Tasks feed workers found missing since the last top-up (their hungry messages)."""
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -293,7 +295,11 @@ class Runner:
         summary = LoadSummary()
         try:
             while not self.exhausted:
-                want = _PULL if everything else min(await self.target() - await self.depth(), _PULL)
+                if everything:
+                    want = _PULL
+                else:
+                    want = min(max(await self.target() - await self.depth(), self._demand), _PULL)
+                    self._demand = 0
                 if want <= 0:
                     break
                 chunk, error = await self._pull(want)
@@ -328,7 +334,10 @@ class Runner:
         assert self.nc is not None
         wake = asyncio.Event()
 
-        async def hungry(_: Any) -> None:
+        async def hungry(msg: Any) -> None:
+            # A worker came up short by this many tasks: the next top-up queues them too.
+            with contextlib.suppress(ValueError):
+                self._demand += max(int(msg.data or b"0"), 0)
             wake.set()
 
         subscription = await self.nc.subscribe(hungry_subject(self.components.dataset), cb=hungry)

@@ -86,8 +86,9 @@ def runner_warning(status: RunnerStatus | None) -> str | None:
 
 
 def hungry_subject(dataset: str) -> str:
-    """Where a feed worker that found the queue short tells the runner to top it up now
-    (core NATS, no stream: a lost message only means the runner's next poll does it)."""
+    """Where a feed worker that found the queue short tells the runner to top it up now,
+    by how many tasks it lacked (the payload, a decimal number). Core NATS, no stream: a
+    lost message only means the runner's next poll does it."""
     return f"quorum.runner.{dataset}.hungry"
 
 

@@ -102,6 +102,8 @@ def _decision(item: dict[str, Any]) -> str:
 
 
 def _print(result: AgreementResult, console: Console) -> None:
+    from projections.reports import LabelAgreement
+
     report = result.report
     _label_tables(
         console, f"{report.dataset} (overall)", LabelAgreement(report.pairwise, report.overall), report.task

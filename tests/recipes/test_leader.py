@@ -3,6 +3,7 @@ first), or, runner-only, waits and takes over once the first stops."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -52,3 +53,44 @@ def test_a_runner_only_process_waits_for_the_lock_and_takes_over(nats_url, setti
         first.stop()
         thread.join(timeout=20)
         waiting.stop()
+
+
+def test_a_lock_left_by_a_killed_runner_on_this_host_is_taken_over_at_once(nats_url, settings, dataset_name):
+    """kill -9 leaves the lock behind; the next runner on this host sees its holder is gone."""
+    import socket
+    import subprocess
+    import sys
+
+    import msgspec
+
+    from ledger.connection import connect
+    from recipes.leader import BUCKET, _bucket
+    from tests.conftest import run
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(gone.stdout)
+
+    async def leave_a_stale_lock() -> None:
+        nc = await connect(nats_url)
+        try:
+            kv = await _bucket(nc, 15.0)
+            holder = {"host": socket.gethostname(), "pid": dead_pid, "recipe": "textcat.manual"}
+            await kv.create(dataset_name, msgspec.json.encode(holder))
+        finally:
+            await nc.close()
+
+    async def holder_pid() -> int:
+        nc = await connect(nats_url)
+        try:
+            entry = await (await nc.jetstream().key_value(BUCKET)).get(dataset_name)
+            return int(msgspec.json.decode(entry.value or b"{}")["pid"])
+        finally:
+            await nc.close()
+
+    run(leave_a_stale_lock())
+    runner = _runner(nats_url, settings, dataset_name)
+    runner.start()  # no LockHeld, no 15 s wait
+    try:
+        assert run(holder_pid()) == os.getpid()  # the lock is this runner's now
+    finally:
+        runner.stop()
