@@ -60,9 +60,19 @@ async def get_dataset(kv: KeyValue, dataset: str) -> DatasetInfo:
 
 
 async def list_datasets(kv: KeyValue) -> list[str]:
-    """Names of all configured datasets, sorted."""
+    """Names of all configured datasets, sorted.
+
+    Watches only the `dataset.` keys (the bucket holds runner reports and more), and
+    waits as long as a busy server needs rather than taking a slow answer for "none".
+    """
+    watcher = await kv.watch("dataset.>", ignore_deletes=True, meta_only=True)
+    names: list[str] = []
     try:
-        keys = await kv.keys()
-    except Exception:  # nats-py raises NoKeysError on an empty bucket
-        return []
-    return sorted(k.removeprefix("dataset.") for k in keys if k.startswith("dataset."))
+        while True:
+            entry = await watcher.updates(timeout=30.0)  # type: ignore[no-untyped-call]
+            if entry is None:  # the end of what the bucket holds now
+                break
+            names.append(entry.key.removeprefix("dataset."))
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return sorted(names)
