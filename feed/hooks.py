@@ -19,7 +19,6 @@ import msgspec
 from feed.errors import RecipeFailed, RecipeRejected
 from ledger.names import NAME_PATTERN
 from ledger.projectable import NotProjectable, example_fields
-from recipes.catalog import RecipeCall, call_recipe
 
 __all__ = ["ENV", "RecipeHooks"]
 
@@ -43,6 +42,9 @@ class RecipeHooks:
         raw = (os.environ if environ is None else environ).get(ENV)
         if not raw:
             return cls()
+        # Only now: the recipes (built-in and -F) load in workers whose recipe has hooks.
+        from recipes.catalog import RecipeCall, call_recipe
+
         call = msgspec.json.decode(raw, type=RecipeCall)
         components = call_recipe(call)
         return cls(call.name, components.validate_answer, components.before_db, components.get_session_id)
