@@ -48,8 +48,7 @@ from projections.duck import Projections, load_projections
 from projections.export import export_jsonl
 
 # Settings are imported here and only here: where they live may change.
-from recipes.runner import routing_of
-from recipes.settings import Settings, load_settings
+from recipes.settings import Settings, load_settings, routing_of
 
 __all__ = [
     "DB_RECIPE",

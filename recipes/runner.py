@@ -58,21 +58,10 @@ from ledger.tasks import LoadSummary, count_tasks, load_tasks
 from projections.datasets import answers, to_prodigy
 from recipes.components import Components, check_components, peek_checked
 from recipes.leader import LeaderLock
-from recipes.settings import Settings
+from recipes.settings import Settings, routing_of
 from recipes.status import RunnerStatus, hungry_subject, unsaved_subject, write_runner_status
 
-__all__ = ["Controller", "Runner", "RunnerThread", "load_components", "routing_of"]
-
-
-def routing_of(settings: Settings) -> dict[str, Any]:
-    """The dataset routing settings a recipe run asks for."""
-    return {
-        "feed_overlap": settings.feed_overlap,
-        "annotations_per_task": settings.annotations_per_task,
-        "ack_wait": settings.ack_wait,
-        "max_ack_pending": settings.max_ack_pending,
-        "session_idle": settings.session_idle,
-    }
+__all__ = ["Controller", "Runner", "RunnerThread", "load_components"]
 
 
 def _check_same_routing(existing: DatasetInfo, wanted: dict[str, Any]) -> None:

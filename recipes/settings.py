@@ -24,6 +24,7 @@ __all__ = [
     "Setting",
     "Settings",
     "load_settings",
+    "routing_of",
     "with_recipe_config",
 ]
 
@@ -399,6 +400,17 @@ def with_recipe_config(
             )
         updates[name] = value
     return _validate(replace(settings, **updates)) if updates else settings
+
+
+def routing_of(settings: Settings) -> dict[str, Any]:
+    """The dataset routing settings a recipe run asks for."""
+    return {
+        "feed_overlap": settings.feed_overlap,
+        "annotations_per_task": settings.annotations_per_task,
+        "ack_wait": settings.ack_wait,
+        "max_ack_pending": settings.max_ack_pending,
+        "session_idle": settings.session_idle,
+    }
 
 
 def render_settings_table() -> str:
