@@ -50,6 +50,8 @@ class QueueStatus(msgspec.Struct):
     """The recipe runner's stream: `streaming`, `done` or `failed` (None: queued in full)."""
     warning: str | None = None
     """What needs a look: a failed stream, a disabled `update`."""
+    progress: float | None = None
+    """The recipe's own `progress` value, when it has one."""
 
 
 async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None = None) -> QueueStatus:
@@ -84,6 +86,7 @@ async def queue_status(nc: Client, info: DatasetInfo, snapshot_dir: str | None =
     runner = await read_runner_status(await nc.jetstream().key_value(CONFIG_BUCKET), info.dataset)
     return QueueStatus(
         stream=runner.stream if runner else None,
+        progress=runner.progress if runner else None,
         warning=runner_warning(runner),
         dataset=info.dataset,
         mode=route.mode,

@@ -401,6 +401,13 @@ class Runner:
             await self._save_checkpoint(seq, pos)
         self.status.updates += 1
         self.status.loss = float(loss) if isinstance(loss, int | float) else None
+        log.info(
+            "update %d of recipe %r: %d answers, loss %s",
+            self.status.updates,
+            self.components.recipe,
+            len(batch),
+            loss,
+        )
         await self._report_progress(loss)
 
     async def _report_progress(self, loss: Any = None) -> None:

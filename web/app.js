@@ -469,7 +469,9 @@ class App {
 
   setProgress(data) {
     if (!data || typeof data.total !== "number") return;
-    this.progress = { total: data.total, answered: Math.min(data.answered ?? 0, data.total) };
+    // `progress` is the server's share: answered / total, or the recipe's own progress.
+    const share = typeof data.progress === "number" ? Math.min(Math.max(data.progress, 0), 1) : null;
+    this.progress = { total: data.total, answered: Math.min(data.answered ?? 0, data.total), share };
     this.renderSide();
   }
 

@@ -107,8 +107,8 @@ function renderDrops({ expired, invalid }) {
 }
 
 /** The dataset's progress (everyone's answers), from any API response. */
-export function renderProgress({ answered, total }) {
-  const share = total ? answered / total : 0;
+export function renderProgress({ answered, total, share = null }) {
+  share = share ?? (total ? answered / total : 0);
   $("progress-fill").style.width = `${(share * 100).toFixed(1)}%`;
   $("progressbar").setAttribute("aria-valuenow", String(Math.round(share * 100)));
   $("progress-text").textContent = `${answered.toLocaleString()} / ${total.toLocaleString()}`;

@@ -62,6 +62,8 @@ def progress(
             row.session, "-" if row.queued is None else f"{row.queued:,}", f"{row.out:,}", f"{row.answered:,}"
         )
     console.print(table)
+    if status.progress is not None:
+        console.print(f"The recipe reports {status.progress:.0%} done.")
     if status.stream == "streaming":
         console.print(
             "The recipe's stream is still being read: more tasks are queued as annotators need them."

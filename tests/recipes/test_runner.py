@@ -210,6 +210,7 @@ def test_progress_on_load_and_on_exit_see_the_dataset(nats_url, settings, datase
         _answer(feed.url, "alex", tasks)
         until(lambda: runner.runner.status.progress == 0.75, timeout=15, interval=0.1)
         until(lambda: _ask(feed.url, "sam")["progress"] == 0.75, timeout=10, interval=0.3)  # the recipe's
+        assert httpx.get(f"{feed.url}/progress", timeout=5).json()["progress"] == 0.75  # quorum progress too
     finally:
         runner.stop()
     assert events == [("load", 0), ("exit", (3, [f"{dataset_name}-alex"]))]
