@@ -40,6 +40,7 @@ from ledger.processes import dies_with_this_process
 __all__ = [
     "MAX_DEATHS",
     "EmbeddedNats",
+    "free_port",
     "nats_binary",
     "nats_server",
     "running_embedded_url",
@@ -59,7 +60,7 @@ def nats_binary() -> Path:
     return Path(nats_server_path())
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -160,18 +161,24 @@ class EmbeddedNats:
 
 
 def start_embedded(
-    data_dir: Path, port: int = 0, *, timeout: float = 20.0, lock: OwnerLock | None = None
+    data_dir: Path,
+    port: int = 0,
+    *,
+    timeout: float = 20.0,
+    lock: OwnerLock | None = None,
+    workers_first: bool = False,
 ) -> EmbeddedNats:
     """Start nats-server with JetStream on `data_dir`, as its owner.
 
     `lock`: the data dir, already owned by the caller (who releases it); without one,
     the server takes it (raising `DataDirBusy` if another process owns it) and
-    `EmbeddedNats.stop` gives it back.
+    `EmbeddedNats.stop` gives it back. `workers_first`: the caller started its feed
+    workers already (they work for the data dir too, and are no leftovers).
     """
     owns_lock = lock is None
     lock = lock or acquire(data_dir)
     try:
-        server = _start(lock, port, timeout)
+        server = _start(lock, port, timeout, workers_first)
     except BaseException:
         if owns_lock:
             lock.release()
@@ -180,16 +187,16 @@ def start_embedded(
     return server
 
 
-def _start(lock: OwnerLock, port: int, timeout: float) -> EmbeddedNats:
+def _start(lock: OwnerLock, port: int, timeout: float, workers_first: bool = False) -> EmbeddedNats:
     data_dir = lock.data_dir
-    check_no_leftovers(data_dir)
+    check_no_leftovers(data_dir, besides_mine=workers_first)
     if port and bind_error("127.0.0.1", port) is not None:
         holders = describe_processes(port_holders(port)) or "a process this user cannot see"
         raise QuorumError(
             f"NATS port {port} is in use by {holders}; stop it, or set QUORUM_NATS_PORT to a free "
             f"port or 0 for any"
         )
-    port = port or _free_port()
+    port = port or free_port()
     store = data_dir / "nats"
     config = data_dir / "nats.conf"
     config.write_text(

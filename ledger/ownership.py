@@ -294,14 +294,44 @@ def _inspect(pid: int) -> ProcessInfo | None:
     return ProcessInfo(pid, name, shlex.join(argv))
 
 
-def leftovers(data_dir: Path) -> list[ProcessInfo]:
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # `pid (comm) state ppid …`; comm may hold spaces and parentheses: split after the last ")".
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _descendants(pids: list[int], root: int) -> set[int]:
+    """`root`'s children, grandchildren…, among `pids`."""
+    children: dict[int, list[int]] = {}
+    for pid in pids:
+        parent = _parent(pid)
+        if parent is not None:
+            children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def leftovers(data_dir: Path, *, besides_mine: bool = False) -> list[ProcessInfo]:
     """Processes that work for `data_dir` (its nats-server, its Granian workers) and are
-    not this one. The owner looks before it starts its own: then they can only be left
+    not this one (`besides_mine`: nor its children, which an owner starts before its
+    nats-server). The owner looks before it starts its own: then they can only be left
     by an owner that died."""
     data_dir = data_dir.resolve()
     found = []
-    for pid in _pids():
-        if pid == os.getpid():
+    pids = _pids()
+    ours = {os.getpid()} | (_descendants(pids, os.getpid()) if besides_mine else set())
+    for pid in pids:
+        if pid in ours:
             continue
         info = _inspect(pid)
         if info is not None and info.data_dir == data_dir:
@@ -314,14 +344,14 @@ def describe_processes(processes: list[ProcessInfo]) -> str:
     return ", ".join(f"pid {p.pid} ({p.what})" for p in processes)
 
 
-def check_no_leftovers(data_dir: Path, *, grace: float = 2.0) -> None:
+def check_no_leftovers(data_dir: Path, *, grace: float = 2.0, besides_mine: bool = False) -> None:
     """Refuse to start on `data_dir` while a dead owner's processes still run on it.
 
     Waits `grace` seconds first for those on their way out: an owner that has just died
     leaves a nats-server that is still closing its store.
     """
     deadline = time.monotonic() + grace
-    while (found := leftovers(data_dir)) and time.monotonic() < deadline:
+    while (found := leftovers(data_dir, besides_mine=besides_mine)) and time.monotonic() < deadline:
         time.sleep(0.05)
     if found:
         pids = " ".join(str(p.pid) for p in found)

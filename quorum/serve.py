@@ -25,7 +25,7 @@ from rich.console import Console
 from ledger.connection import connect
 from ledger.datasets import DatasetInfo, get_dataset
 from ledger.errors import QuorumError
-from ledger.natsd import EmbeddedNats, start_embedded
+from ledger.natsd import EmbeddedNats, free_port, start_embedded
 from ledger.ownership import (
     acquire,
     bind_error,
@@ -259,6 +259,7 @@ def serve_components(
     for `components` if given (`on_loaded` hears what its first top-up queued), and serve
     `dataset`. The runner stops after the feed; the recipe's `on_exit` runs on a clean stop."""
     runner: RunnerThread | None = None
+    spawned: FeedProcess | None = None
     nats: EmbeddedNats | None = None
     with contextlib.ExitStack() as stack:
         if settings.nats_url:
@@ -269,7 +270,15 @@ def serve_components(
             check_no_leftovers(lock.data_dir)
             check_port(settings.host, settings.port, lock.data_dir)
             lock.update(feed_url=f"http://{settings.host}:{settings.port}")
-            nats = start_embedded(lock.data_dir, settings.nats_port, lock=lock)
+            nats_port = settings.nats_port or free_port()
+            if components is not None and settings.feed:
+                # The workers start (Python imports, mostly) while nats-server starts and the
+                # runner fills the queue; they connect once NATS is up.
+                spawned = spawn_feed(
+                    settings.with_overrides(dataset=dataset), f"nats://127.0.0.1:{nats_port}", worker_env
+                )
+                stack.callback(spawned.kill)  # if anything fails before serving
+            nats = start_embedded(lock.data_dir, nats_port, lock=lock, workers_first=spawned is not None)
             stack.callback(nats.stop)
             url = nats.url
         if not bind_address(settings.host).startswith("127.") and not settings.users_file:
@@ -278,9 +287,8 @@ def serve_components(
                 f"port can annotate. Set QUORUM_USERS_FILE (see 'quorum users add') or bind to localhost.[/]"
             )
         settings = settings.with_overrides(dataset=dataset)
-        spawned = None
         if components is not None:
-            if settings.feed:  # the workers start (imports, NATS) while the runner fills the queue
+            if settings.feed and spawned is None:  # NATS_URL: workers start while the runner fills
                 spawned = spawn_feed(settings, url, worker_env)
                 stack.callback(spawned.kill)  # if the runner fails to start; serving stops it gently
             runner = RunnerThread(url, components, settings)
