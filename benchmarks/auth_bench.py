@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger.natsd import _free_port, start_embedded  # noqa: E402
+from ledger.natsd import free_port, start_embedded  # noqa: E402
 from quorum.cli.users import add_user  # noqa: E402
 from quorum.serve import start_feed  # noqa: E402
 from recipes.runner import load_components  # noqa: E402
@@ -128,7 +128,7 @@ def main() -> None:
                 nats_url=nats.url,
                 data_dir=root / "data",
                 host="127.0.0.1",
-                port=_free_port(),
+                port=free_port(),
                 dataset="bench",
                 workers=args.workers,
                 users_file=users_file,

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger.connection import connect  # noqa: E402
 from ledger.events import AnswerRecorded, answer_event_id, now_ms  # noqa: E402
-from ledger.natsd import _free_port  # noqa: E402
+from ledger.natsd import free_port  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 from ledger.streams import EVENTS_STREAM  # noqa: E402
 
@@ -195,7 +195,7 @@ class Server:
 
     def __init__(self, cwd: Path, source: Path, workers: int) -> None:
         self.cwd = cwd
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (cwd / "server.log").open("wb")
         self.process = subprocess.Popen(

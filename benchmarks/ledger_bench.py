@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from ledger.connection import connect  # noqa: E402
 from ledger.datasets import DatasetInfo, save_dataset  # noqa: E402
 from ledger.events import DatasetConfigured  # noqa: E402
-from ledger.natsd import _free_port, nats_binary  # noqa: E402
+from ledger.natsd import free_port, nats_binary  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 from ledger.streams import ensure_streams  # noqa: E402
 
@@ -50,7 +50,7 @@ STEPS = {
 
 
 def _start_nats(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     config = data / "nats.conf"
     config.write_text(f'host: 127.0.0.1\nport: {port}\njetstream {{\n  store_dir: "{data / "js"}"\n}}\n')
     process = subprocess.Popen([str(nats_binary()), "-c", str(config)], stderr=subprocess.DEVNULL)

@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger.connection import connect  # noqa: E402
 from ledger.events import AnswerRecorded  # noqa: E402
-from ledger.natsd import _free_port, running_embedded_url  # noqa: E402
+from ledger.natsd import free_port, running_embedded_url  # noqa: E402
 from ledger.tailing import follow_events  # noqa: E402
 
 DATASET = "bench"
@@ -194,7 +194,7 @@ class Server:
 
     def __init__(self, work: Path, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = work / name
         self.log_path = work / f"{name}.log"
