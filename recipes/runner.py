@@ -51,7 +51,7 @@ from ledger.routes import (
     session_consumers,
     sessions_holding_tasks,
 )
-from ledger.store import Ledger, LedgerEntry
+from ledger.store import Ledger
 from ledger.streams import ensure_streams
 from ledger.tailing import follow_events
 from ledger.tasks import LoadSummary, count_tasks, load_tasks
@@ -97,6 +97,9 @@ _PULL = 1000
 """Most tasks pulled from the stream in one go."""
 
 log = logging.getLogger("quorum.runner")
+
+Answer = tuple[int, int, dict[str, Any]]
+"""An answer for `update`: its ledger sequence and place in the message, and the example."""
 
 
 class StreamFailed(Exception):
@@ -352,11 +355,7 @@ class Runner:
                 log.warning(
                     "could not top up the queue of %s: %s", self.components.dataset, exc or type(exc).__name__
                 )
-            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
-            await asyncio.wait(waiters, timeout=_POLL, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            await _first_of(stop, wake, timeout=_POLL)
 
     # -- the learner --------------------------------------------------------------------
 
@@ -375,7 +374,7 @@ class Runner:
             _LEARNER_KEY.format(dataset=self.components.dataset), msgspec.json.encode([seq, pos])
         )
 
-    async def _apply(self, batch: list[tuple[int, int, dict[str, Any]]], *, checkpoint: bool = True) -> None:
+    async def _apply(self, batch: list[Answer], *, checkpoint: bool = True) -> None:
         """Give one batch to `update` (three tries), then move the checkpoint past it."""
         update = self.components.update
         if update is None or self.status.update_error:
@@ -420,30 +419,43 @@ class Runner:
                 log.error("progress of recipe %r failed", self.components.recipe, exc_info=exc)
         await self._record()
 
+    async def _feed_update(
+        self,
+        stop: asyncio.Event,
+        arrivals: asyncio.Queue[list[Answer]],
+        *,
+        checkpoint: bool,
+        on_idle: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Hand what `arrivals` brings to `update` in batches of `batch_size`, and a
+        partial batch after `QUORUM_UPDATE_IDLE` seconds without answers."""
+        batch: list[Answer] = []
+        while not stop.is_set():
+            try:
+                batch += await asyncio.wait_for(arrivals.get(), self.settings.update_idle)
+            except TimeoutError:
+                if batch:
+                    await self._apply(batch, checkpoint=checkpoint)
+                    batch = []
+                on_idle()
+                continue
+            if len(batch) >= self.settings.batch_size:
+                await self._apply(batch, checkpoint=checkpoint)
+                batch = []
+
     async def _learn_unsaved(self, stop: asyncio.Event) -> None:
         """`db: False`: the workers publish the answers to the runner instead of the ledger;
         `update` gets them in batches as they come. Nothing is saved, so nothing replays."""
         assert self.nc is not None
-        batch: list[tuple[int, int, dict[str, Any]]] = []
-        arrived: asyncio.Queue[bytes] = asyncio.Queue()
+        arrivals: asyncio.Queue[list[Answer]] = asyncio.Queue()
 
         async def receive(msg: Any) -> None:
-            await arrived.put(msg.data)
+            events = decode_batch(msg.data)
+            await arrivals.put([(0, 0, to_prodigy(e)) for e in events if isinstance(e, AnswerRecorded)])
 
         subscription = await self.nc.subscribe(unsaved_subject(self.components.dataset), cb=receive)
         try:
-            while not stop.is_set():
-                try:
-                    data = await asyncio.wait_for(arrived.get(), self.settings.update_idle)
-                except TimeoutError:
-                    if batch:
-                        await self._apply(batch, checkpoint=False)
-                        batch = []
-                    continue
-                batch += [(0, 0, to_prodigy(e)) for e in decode_batch(data) if isinstance(e, AnswerRecorded)]
-                if len(batch) >= self.settings.batch_size:
-                    await self._apply(batch, checkpoint=False)
-                    batch = []
+            await self._feed_update(stop, arrivals, checkpoint=False)
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
@@ -452,37 +464,30 @@ class Runner:
         """Feed `update` every answer of the dataset in ledger order; see the docstring."""
         nc = self.nc
         assert nc is not None
-        done_seq, done_pos = await self._checkpoint()
-        entries: asyncio.Queue[LedgerEntry] = asyncio.Queue(maxsize=64)
+        done = await self._checkpoint()
+        arrivals: asyncio.Queue[list[Answer]] = asyncio.Queue(maxsize=64)
 
         async def read() -> None:
-            start = max(done_seq, 1)
+            start = max(done[0], 1)
             async for entry in follow_events(
                 nc, dataset=self.components.dataset, kind="answer_recorded", start_seq=start
             ):
-                await entries.put(entry)
+                await arrivals.put(
+                    [
+                        (entry.seq, pos, to_prodigy(event))
+                        for pos, event in enumerate(entry.events)
+                        if (entry.seq, pos) > done and isinstance(event, AnswerRecorded)
+                    ]
+                )
 
         reader = asyncio.create_task(read())
-        batch: list[tuple[int, int, dict[str, Any]]] = []
-        size = self.settings.batch_size
+
+        def reader_failed() -> None:
+            if reader.done():
+                reader.result()  # a reader that failed says why
+
         try:
-            while not stop.is_set():
-                try:
-                    entry = await asyncio.wait_for(entries.get(), self.settings.update_idle)
-                except TimeoutError:
-                    if batch:
-                        await self._apply(batch)
-                        batch = []
-                    if reader.done():
-                        reader.result()  # a reader that failed says why
-                    continue
-                for pos, event in enumerate(entry.events):
-                    if (entry.seq, pos) <= (done_seq, done_pos) or not isinstance(event, AnswerRecorded):
-                        continue
-                    batch.append((entry.seq, pos, to_prodigy(event)))
-                if len(batch) >= size:
-                    await self._apply(batch)
-                    batch = []
+            await self._feed_update(stop, arrivals, checkpoint=True, on_idle=reader_failed)
         finally:
             reader.cancel()
             with contextlib.suppress(BaseException):
@@ -505,11 +510,7 @@ class Runner:
             jobs.append(asyncio.create_task(learn(stop)))
         elif self.components.progress is not None:
             await self._report_progress()
-        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self.lock.lost.wait())]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+        await _first_of(stop, self.lock.lost)
         if self.lock.lost.is_set():
             log.error("another runner took over dataset %r; this one stopped", self.components.dataset)
         for job in jobs:
@@ -577,6 +578,15 @@ class RunnerThread:
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+async def _first_of(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Return once any of `events` is set (or after `timeout` seconds)."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
 
 
 async def _event() -> asyncio.Event:
