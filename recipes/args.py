@@ -11,7 +11,7 @@ __all__ = ["parse_labels", "split_string"]
 
 
 def split_string(text: str | None) -> list[str]:
-    """`A, B,C` as `["A", "B", "C"]`; empty parts are dropped."""
+    """`"a, b,,c "` as `["a", "b", "c"]`: the converter for comma-separated options."""
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 

@@ -22,6 +22,7 @@ import msgspec
 from wasabi.printer import Printer as WasabiPrinter
 
 from ledger import hashing
+from recipes.args import split_string
 from recipes.errors import BadSource, RecipeError
 from recipes.loaders import LOADERS, _codec, _Reading, source_options
 
@@ -44,13 +45,6 @@ TASK_HASH_ATTR = "_task_hash"
 Example = dict[str, Any]
 Predict = Callable[[Iterable[Example]], Iterable[tuple[float, Example]]]
 Update = Callable[[list[Example]], Any]
-
-
-def split_string(text: str | None) -> list[str]:
-    """`"a, b,,c "` → `["a", "b", "c"]`: the converter for comma-separated CLI options."""
-    if not text:
-        return []
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def set_hashes(
